@@ -1,0 +1,148 @@
+//! Command-line interface: clap types and dispatch to the library.
+//!
+//! This is the only module that prints for the user; everything it calls
+//! returns values and errors.
+
+use std::ffi::OsString;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::catalog::{self, InstallOptions, UninstallOutcome};
+use crate::db::ConnInfo;
+use crate::{Error, Result};
+
+/// pgpm: deploy PostgreSQL packages of types, functions, views and triggers
+/// as versioned schemas side by side, and apply numbered patch migrations.
+#[derive(Debug, Parser)]
+#[command(name = "pgpm", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Install pgpm's catalog schema `_pgpm` in a database, or upgrade it.
+    Install(InstallArgs),
+    /// Remove pgpm's catalog schema `_pgpm` from a database.
+    Uninstall(UninstallArgs),
+}
+
+/// Where to connect.
+#[derive(Debug, Args)]
+pub struct ConnArgs {
+    /// Connection string: `host=... port=... dbname=... user=...` or a
+    /// `postgres://` URI. Defaults to DATABASE_URL, then the PG* variables.
+    #[arg(value_name = "CONN")]
+    pub conn: Option<String>,
+}
+
+impl ConnArgs {
+    pub fn resolve(&self) -> Result<ConnInfo> {
+        Ok(ConnInfo::resolve(self.conn.as_deref())?)
+    }
+
+    pub fn connect(&self) -> Result<postgres::Client> {
+        Ok(self.resolve()?.connect()?)
+    }
+}
+
+/// How long to wait for another pgpm run to release the database.
+#[derive(Debug, Args)]
+pub struct LockArgs {
+    /// Seconds to wait for another pgpm run to release its lock on the database.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60.0)]
+    pub lock_timeout: f64,
+}
+
+impl LockArgs {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.lock_timeout.max(0.0))
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    /// Upgrade a catalog installed by an older pgpm.
+    #[arg(long)]
+    pub upgrade: bool,
+    /// Roles to grant read access to the catalog and EXECUTE on its functions.
+    #[arg(long, value_name = "ROLE", num_args = 1..)]
+    pub usage: Vec<String>,
+    #[command(flatten)]
+    pub lock: LockArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct UninstallArgs {
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    /// Remove the catalog even though deployed packages are registered in it
+    /// (their schemas are left in place).
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub lock: LockArgs,
+}
+
+/// Parses arguments and runs the command.
+pub fn run<I, T>(args: I) -> Result<()>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(err) => {
+            // --help and --version are not errors; usage errors exit 1 via Error::Usage.
+            if !err.use_stderr() {
+                err.print().map_err(Error::io("stdout"))?;
+                return Ok(());
+            }
+            return Err(Error::Usage(
+                err.render().to_string().trim_end().to_string(),
+            ));
+        }
+    };
+    match cli.command {
+        Command::Install(args) => install(args),
+        Command::Uninstall(args) => uninstall(args),
+    }
+}
+
+fn install(args: InstallArgs) -> Result<()> {
+    let mut client = args.conn.connect()?;
+    let outcome = catalog::install(
+        &mut client,
+        &InstallOptions {
+            upgrade: args.upgrade,
+            usage: args.usage.clone(),
+            lock_timeout: Some(args.lock.timeout()),
+        },
+    )?;
+    if let catalog::InstallOutcome::UpgradePending { from, .. } = outcome {
+        return Err(catalog::CatalogError::UpgradePending { found: from }.into());
+    }
+    println!("{outcome}");
+    for role in &args.usage {
+        println!(
+            "granted usage of the catalog to {}",
+            crate::db::quote_ident(role)
+        );
+    }
+    Ok(())
+}
+
+fn uninstall(args: UninstallArgs) -> Result<()> {
+    let mut client = args.conn.connect()?;
+    match catalog::uninstall(&mut client, args.force, Some(args.lock.timeout()))? {
+        UninstallOutcome::Removed => println!("removed the pgpm catalog"),
+        UninstallOutcome::NotInstalled => {
+            println!("pgpm is not installed in this database; nothing to do")
+        }
+    }
+    Ok(())
+}

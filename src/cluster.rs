@@ -1,0 +1,314 @@
+//! Throwaway and sandbox PostgreSQL clusters from the server binaries on this machine.
+//!
+//! Used by the test suite (one cluster per test binary, a database per test)
+//! and by `pgpm sandbox`. Binaries are found through `PG_BINDIR`, then
+//! `pg_config --bindir`, then the newest `/usr/lib/postgresql/*/bin`.
+//! PostgreSQL refuses to run as root, so when we are root `initdb` and the
+//! server run as the `postgres` operating-system user, which then owns the
+//! cluster directory.
+
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crate::db::ConnInfo;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error(
+        "no PostgreSQL server binaries found (looked at PG_BINDIR, `pg_config --bindir`, /usr/lib/postgresql/*/bin); install them, e.g. `apt-get install postgresql`"
+    )]
+    NoBinaries,
+    #[error("running as root, but there is no `postgres` user to run the server as")]
+    NoPostgresUser,
+    #[error("{what} failed: {output}")]
+    Command { what: String, output: String },
+    #[error("cannot prepare {}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ClusterError + '_ {
+    move |source| ClusterError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Finds the directory holding `initdb`, `pg_ctl` and `postgres`.
+pub fn find_bindir() -> Result<PathBuf, ClusterError> {
+    if let Some(dir) = std::env::var_os("PG_BINDIR").map(PathBuf::from)
+        && dir.join("pg_ctl").exists()
+    {
+        return Ok(dir);
+    }
+    if let Ok(out) = Command::new("pg_config").arg("--bindir").output()
+        && out.status.success()
+    {
+        let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        if dir.join("pg_ctl").exists() {
+            return Ok(dir);
+        }
+    }
+    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let version = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            let bin = entry.path().join("bin");
+            bin.join("pg_ctl").exists().then_some((version, bin))
+        })
+        .collect();
+    found.sort();
+    found
+        .pop()
+        .map(|(_, dir)| dir)
+        .ok_or(ClusterError::NoBinaries)
+}
+
+/// Settings for a new cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    /// The cluster's directory: `data/`, the socket and the log live inside.
+    pub dir: PathBuf,
+    /// TCP port on 127.0.0.1; `None` picks a free one.
+    pub port: Option<u16>,
+}
+
+/// A local PostgreSQL cluster, started with `pg_ctl`.
+///
+/// Dropping a `Cluster` does not stop it: the sandbox outlives the command
+/// that started it. Call [`Cluster::stop`] for throwaway clusters.
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    bindir: PathBuf,
+    dir: PathBuf,
+    port: u16,
+    /// The OS user the server runs as, when we had to switch away from root.
+    run_as: Option<(u32, u32)>,
+}
+
+/// The database superuser created by `initdb`.
+pub const SUPERUSER: &str = "postgres";
+
+impl Cluster {
+    /// Creates the cluster if `dir` has none yet, and starts it unless it is
+    /// running already. Idempotent, so the sandbox can reuse its cluster.
+    pub fn start(opts: &ClusterOptions) -> Result<Cluster, ClusterError> {
+        let bindir = find_bindir()?;
+        let run_as = if nix::unistd::geteuid().is_root() {
+            let user = nix::unistd::User::from_name("postgres")
+                .ok()
+                .flatten()
+                .ok_or(ClusterError::NoPostgresUser)?;
+            Some((user.uid.as_raw(), user.gid.as_raw()))
+        } else {
+            None
+        };
+        std::fs::create_dir_all(&opts.dir).map_err(io_err(&opts.dir))?;
+        let dir = opts.dir.canonicalize().map_err(io_err(&opts.dir))?;
+        if let Some((uid, gid)) = run_as {
+            std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).map_err(io_err(&dir))?;
+        }
+        let port_file = dir.join("port");
+        let port = match (opts.port, std::fs::read_to_string(&port_file)) {
+            (Some(port), _) => port,
+            (None, Ok(saved)) if saved.trim().parse::<u16>().is_ok() => {
+                saved.trim().parse().expect("checked")
+            }
+            _ => free_port().map_err(io_err(&dir))?,
+        };
+        let cluster = Cluster {
+            bindir,
+            dir,
+            port,
+            run_as,
+        };
+        if !cluster.data_dir().join("PG_VERSION").exists() {
+            cluster.initdb()?;
+        }
+        std::fs::write(&port_file, port.to_string()).map_err(io_err(&port_file))?;
+        if !cluster.is_running() {
+            cluster.pg_ctl_start()?;
+        }
+        Ok(cluster)
+    }
+
+    fn initdb(&self) -> Result<(), ClusterError> {
+        let out = self
+            .command("initdb")
+            .arg("--no-sync")
+            .arg("--auth=trust")
+            .arg(format!("--username={SUPERUSER}"))
+            .arg("--encoding=UTF8")
+            .arg("--locale=C")
+            .arg("-D")
+            .arg(self.data_dir())
+            .output()
+            .map_err(io_err(&self.bindir))?;
+        check("initdb", out)
+    }
+
+    fn pg_ctl_start(&self) -> Result<(), ClusterError> {
+        let socket_dir = self.socket_dir();
+        let server_options = format!(
+            "-c port={} -c listen_addresses=127.0.0.1 -c unix_socket_directories='{}' \
+             -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
+             -c max_connections=200 -c shared_buffers=128MB",
+            self.port,
+            socket_dir.display()
+        );
+        let out = self
+            .command("pg_ctl")
+            .arg("start")
+            .arg("--wait")
+            .arg("--timeout=60")
+            .arg("-D")
+            .arg(self.data_dir())
+            .arg("-l")
+            .arg(self.dir.join("server.log"))
+            .arg("-o")
+            .arg(server_options)
+            .output()
+            .map_err(io_err(&self.bindir))?;
+        check("pg_ctl start", out).map_err(|err| match err {
+            ClusterError::Command { what, output } => ClusterError::Command {
+                what,
+                output: format!("{output}\n{}", self.log_tail()),
+            },
+            other => other,
+        })
+    }
+
+    /// Whether a server is running on this cluster's data directory.
+    pub fn is_running(&self) -> bool {
+        self.command("pg_ctl")
+            .arg("status")
+            .arg("-D")
+            .arg(self.data_dir())
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    }
+
+    /// Stops the server (fast shutdown: sessions are disconnected).
+    pub fn stop(&self) -> Result<(), ClusterError> {
+        if !self.is_running() {
+            return Ok(());
+        }
+        let out = self
+            .command("pg_ctl")
+            .args(["stop", "--wait", "-m", "fast", "-D"])
+            .arg(self.data_dir())
+            .output()
+            .map_err(io_err(&self.bindir))?;
+        check("pg_ctl stop", out)
+    }
+
+    /// Stops the server and deletes the cluster's directory once process
+    /// `pid` has exited, however it exits (even when killed). Throwaway
+    /// clusters of tests and benchmarks use this so no server outlives them.
+    pub fn remove_when_process_exits(&self, pid: u32) -> Result<(), ClusterError> {
+        let script = r#"while [ -d "/proc/$1" ]; do sleep 0.2; done
+"$2/pg_ctl" stop -m immediate -D "$3" >/dev/null 2>&1
+rm -rf "$4""#;
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(script)
+            .arg("pgpm-cluster-reaper")
+            .arg(pid.to_string())
+            .arg(&self.bindir)
+            .arg(self.data_dir())
+            .arg(&self.dir)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        if let Some((uid, gid)) = self.run_as {
+            cmd.uid(uid).gid(gid);
+        }
+        // Its own process group, so a Ctrl-C aimed at the tests does not kill it first.
+        cmd.process_group(0);
+        cmd.spawn().map_err(io_err(&self.dir))?;
+        Ok(())
+    }
+
+    /// Connection target for `dbname` as the superuser, over TCP.
+    pub fn conninfo(&self, dbname: &str) -> ConnInfo {
+        ConnInfo::default()
+            .with("host", "127.0.0.1")
+            .with("port", self.port.to_string())
+            .with("user", SUPERUSER)
+            .with("dbname", dbname)
+            .with("sslmode", "disable")
+    }
+
+    /// Connection target for `dbname` over the cluster's Unix socket.
+    pub fn socket_conninfo(&self, dbname: &str) -> ConnInfo {
+        self.conninfo(dbname)
+            .with("host", self.socket_dir().to_string_lossy())
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    /// The directory holding the server's Unix socket.
+    pub fn socket_dir(&self) -> PathBuf {
+        self.dir.clone()
+    }
+
+    pub fn bindir(&self) -> &Path {
+        &self.bindir
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let mut cmd = Command::new(self.bindir.join(program));
+        // The server must not inherit a locale or connection settings meant for clients.
+        cmd.env("LC_ALL", "C").env_remove("PGDATA");
+        if let Some((uid, gid)) = self.run_as {
+            // std drops root's supplementary groups when it switches uid.
+            cmd.uid(uid).gid(gid).current_dir(&self.dir);
+        }
+        cmd
+    }
+
+    fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+}
+
+fn check(what: &str, out: Output) -> Result<(), ClusterError> {
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(ClusterError::Command {
+        what: what.to_string(),
+        output: format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .trim()
+        .to_string(),
+    })
+}
+
+/// Asks the kernel for a free TCP port on 127.0.0.1.
+fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}

@@ -1,0 +1,19 @@
+//! pgpm: a PostgreSQL package manager and schema deployer.
+//!
+//! The library is the engine; the `pgpm` binary is a thin shell around
+//! [`cli::run`]. Data flows from disk to database:
+//! manifests and SQL files ([`manifest`], [`workspace`], [`sql`]) are
+//! resolved ([`resolve`]) into a plan ([`plan`]) that is executed against a
+//! server whose catalog ([`catalog`]) records what was deployed.
+
+pub mod catalog;
+pub mod cli;
+pub mod cluster;
+pub mod db;
+pub mod error;
+pub mod lock;
+
+pub use error::{Error, Result};
+
+/// The version of pgpm recorded in the catalog with every change it makes.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,132 @@
+//! Shared test harness: one throwaway PostgreSQL cluster per test binary and
+//! a fresh database per test, so tests run in parallel.
+//!
+//! Set `PGPM_TEST_DATABASE_URL` to run against an existing server instead
+//! (its user must be allowed to create databases).
+#![allow(dead_code)]
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use pgpm::cluster::{Cluster, ClusterOptions};
+use pgpm::db::ConnInfo;
+
+/// The server the tests run against.
+pub struct Server {
+    /// The superuser's connection to the maintenance database.
+    pub admin: ConnInfo,
+    /// Our own cluster, when we started one.
+    pub cluster: Option<Cluster>,
+}
+
+/// Role whose members must log in with a password (scram) over TCP; every
+/// other role is trusted. Only set up on our own cluster.
+pub const PASSWORD_GROUP: &str = "password_users";
+
+pub fn server() -> &'static Server {
+    static SERVER: OnceLock<Server> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        if let Ok(url) = std::env::var("PGPM_TEST_DATABASE_URL") {
+            return Server {
+                admin: ConnInfo::parse(&url).expect("PGPM_TEST_DATABASE_URL"),
+                cluster: None,
+            };
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("pgpm-test-")
+            .tempdir()
+            .expect("temp dir")
+            .keep();
+        let cluster = Cluster::start(&ClusterOptions { dir, port: None }).expect("start cluster");
+        cluster
+            .remove_when_process_exits(std::process::id())
+            .expect("reaper");
+        let admin = cluster.conninfo("postgres");
+        let hba = cluster.data_dir().join("pg_hba.conf");
+        let old = std::fs::read_to_string(&hba).unwrap();
+        std::fs::write(
+            &hba,
+            format!(
+                "host all +{PASSWORD_GROUP} 127.0.0.1/32 scram-sha-256\nlocal all +{PASSWORD_GROUP} scram-sha-256\n{old}"
+            ),
+        )
+        .unwrap();
+        let mut client = admin.connect().expect("connect to test cluster");
+        client
+            .batch_execute(&format!(
+                "CREATE ROLE {PASSWORD_GROUP} NOLOGIN; SELECT pg_reload_conf();"
+            ))
+            .unwrap();
+        Server {
+            admin,
+            cluster: Some(cluster),
+        }
+    })
+}
+
+/// A fresh, empty database for one test.
+pub struct TestDb {
+    pub name: String,
+    pub info: ConnInfo,
+}
+
+impl TestDb {
+    pub fn new() -> TestDb {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let server = server();
+        let name = format!(
+            "pgpm_test_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        );
+        let mut admin = server.admin.connect().expect("connect as admin");
+        admin
+            .batch_execute(&format!("CREATE DATABASE {}", pgpm::db::quote_ident(&name)))
+            .expect("create test database");
+        let info = server.admin.clone().with("dbname", name.clone());
+        TestDb { name, info }
+    }
+
+    pub fn connect(&self) -> postgres::Client {
+        self.info.connect().expect("connect to test database")
+    }
+
+    /// The connection as a keyword/value string.
+    pub fn conn_string(&self) -> String {
+        self.info.to_string()
+    }
+
+    /// Runs SQL as the superuser.
+    pub fn exec(&self, sql: &str) {
+        self.connect()
+            .batch_execute(sql)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    pub fn query_scalar<T: for<'a> postgres::types::FromSql<'a>>(&self, sql: &str) -> T {
+        self.connect().query_one(sql, &[]).expect(sql).get(0)
+    }
+}
+
+/// The `pgpm` binary with a clean environment: no DATABASE_URL or PG*
+/// variables leak in from the developer's shell.
+pub fn pgpm() -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::cargo_bin("pgpm").unwrap();
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy().to_string();
+        if key.starts_with("PG") || key == "DATABASE_URL" {
+            cmd.env_remove(&key);
+        }
+    }
+    cmd
+}
+
+/// Output of a finished command as (exit code, stdout, stderr).
+pub fn output(assert: assert_cmd::assert::Assert) -> (i32, String, String) {
+    let out = assert.get_output();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
