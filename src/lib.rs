@@ -7,6 +7,7 @@
 //! server whose catalog ([`catalog`]) records what was deployed.
 
 pub mod catalog;
+pub mod checksum;
 pub mod cli;
 pub mod cluster;
 pub mod db;
