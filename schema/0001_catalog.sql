@@ -93,13 +93,16 @@ CREATE TABLE _pgpm.migrations (
     PRIMARY KEY (major, minor, point)
 );
 
--- Table scripts of packages: run once per package and file.
+-- Table scripts of packages: run once per package, target schema and file.
+-- A schema created afresh (a new version, or after a rename or drop) gets
+-- its tables again; target_schema is '' for database-scope packages.
 CREATE TABLE _pgpm.table_scripts (
     package_name   text NOT NULL,
+    target_schema  text NOT NULL,
     file_name      text NOT NULL,
     checksum       text NOT NULL,
     deployment_id  bigint REFERENCES _pgpm.deployments,
     applied_at     timestamptz NOT NULL DEFAULT now(),
     applied_by     text NOT NULL DEFAULT session_user,
-    PRIMARY KEY (package_name, file_name)
+    PRIMARY KEY (package_name, target_schema, file_name)
 );

@@ -37,6 +37,11 @@ pub const STEPS: &[Step] = &[
         file: "schema/0002_deployment_log.sql",
         sql: include_str!("../schema/0002_deployment_log.sql"),
     },
+    Step {
+        version: 3,
+        file: "schema/0003_deploy_helpers.sql",
+        sql: include_str!("../schema/0003_deploy_helpers.sql"),
+    },
 ];
 
 /// The catalog version this binary installs and understands.
