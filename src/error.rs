@@ -28,6 +28,8 @@ pub enum Error {
     Lock(#[from] crate::lock::LockError),
     #[error(transparent)]
     Cluster(#[from] crate::cluster::ClusterError),
+    #[error(transparent)]
+    Sql(#[from] crate::sql::SqlError),
     /// A statement pgpm itself issued failed; `context` says what pgpm was doing.
     #[error("{context}")]
     Db {
@@ -64,7 +66,7 @@ impl Error {
         let user = match self {
             Error::Conn(e) => e.is_user_error(),
             Error::Catalog(e) => e.is_user_error(),
-            Error::Lock(_) | Error::Usage(_) => true,
+            Error::Lock(_) | Error::Usage(_) | Error::Sql(_) => true,
             Error::Cluster(_) | Error::Db { .. } | Error::Io { .. } => false,
         };
         if user { EXIT_USER } else { EXIT_UNEXPECTED }

@@ -13,6 +13,7 @@ pub mod cluster;
 pub mod db;
 pub mod error;
 pub mod lock;
+pub mod sql;
 
 pub use error::{Error, Result};
 
