@@ -312,7 +312,7 @@ impl LineIndex {
     }
 }
 
-/// ` at or near "word"` for an error message, like PostgreSQL says it.
+/// ` (at or near "word")` for an error message, like PostgreSQL says it.
 fn near(text: &str, offset: usize) -> String {
     let rest = text.get(offset..).unwrap_or("");
     let word: String = rest
@@ -321,9 +321,9 @@ fn near(text: &str, offset: usize) -> String {
         .take(30)
         .collect();
     if word.is_empty() {
-        " at end of input".to_owned()
+        " (at end of input)".to_owned()
     } else {
-        format!(" at or near \"{word}\"")
+        format!(" (at or near \"{word}\")")
     }
 }
 
@@ -1243,7 +1243,7 @@ select 3 -- no semicolon at the end
         assert_eq!((*line, *column), (3, 22));
         assert_eq!(
             err.to_string(),
-            "pkg/tables.sql:3:22: syntax error: expected R_PAREN at or near \";\""
+            "pkg/tables.sql:3:22: syntax error: expected R_PAREN (at or near \";\")"
         );
     }
 
@@ -1261,6 +1261,15 @@ select 3 -- no semicolon at the end
                 }
             ),
             "{err:?}"
+        );
+    }
+
+    #[test]
+    fn syntax_error_at_end_of_input() {
+        let err = parse_file(Path::new("t.sql"), "create table t (\n  a int").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "t.sql:2:8: syntax error: expected R_PAREN (at end of input)"
         );
     }
 
