@@ -314,7 +314,7 @@ impl LineIndex {
 
 /// ` (at or near "word")` for an error message, like PostgreSQL says it.
 fn near(text: &str, offset: usize) -> String {
-    let rest = text.get(offset..).unwrap_or("");
+    let rest = text.get(offset..).unwrap_or("").trim_start();
     let word: String = rest
         .chars()
         .take_while(|c| !c.is_whitespace())
@@ -1261,6 +1261,17 @@ select 3 -- no semicolon at the end
                 }
             ),
             "{err:?}"
+        );
+    }
+
+    #[test]
+    fn missing_semicolon_between_statements() {
+        let text = "create table t (a int)\ncreate table u (b int);\n";
+        let err = parse_file(Path::new("t.sql"), text).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "t.sql:1:23: syntax error: Missing semicolon between statements \
+             (at or near \"create\")"
         );
     }
 
