@@ -27,6 +27,9 @@ pub enum Command {
     Install(InstallArgs),
     /// Remove pgpm's catalog schema `_pgpm` from a database.
     Uninstall(UninstallArgs),
+    /// Show what a deploy would do: the package order, each package's schema
+    /// and, per phase, the ordered statements with their file:line.
+    Plan(PlanArgs),
 }
 
 /// Where to connect.
@@ -88,6 +91,22 @@ pub struct UninstallArgs {
     pub lock: LockArgs,
 }
 
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// A package folder (with a package.json), or a workspace folder: every
+    /// package below it.
+    #[arg(value_name = "PATH", default_value = ".")]
+    pub path: std::path::PathBuf,
+    /// Connection string or URI. Only when given does `plan` connect: it then
+    /// also resolves against the versions deployed there and says which
+    /// schemas exist already. Without it, planning is fully offline.
+    #[arg(value_name = "CONN")]
+    pub conn: Option<String>,
+    /// Print the plan as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// Parses arguments and runs the command.
 pub fn run<I, T>(args: I) -> Result<()>
 where
@@ -110,6 +129,7 @@ where
     match cli.command {
         Command::Install(args) => install(args),
         Command::Uninstall(args) => uninstall(args),
+        Command::Plan(args) => plan(args),
     }
 }
 
@@ -143,6 +163,30 @@ fn uninstall(args: UninstallArgs) -> Result<()> {
         UninstallOutcome::NotInstalled => {
             println!("pgpm is not installed in this database; nothing to do")
         }
+    }
+    Ok(())
+}
+
+fn plan(args: PlanArgs) -> Result<()> {
+    // Manifests and SQL are read before connecting, so their errors come first.
+    let workspace = crate::workspace::Workspace::load(&args.path)?;
+    let (plan, existing) = match &args.conn {
+        None => (crate::plan::plan(workspace, &[])?, None),
+        Some(conn) => {
+            let mut client = ConnInfo::resolve(Some(conn))?.connect()?;
+            catalog::require_current(&mut client)?;
+            let deployed = crate::resolve::Deployed::read_current(&mut client)?;
+            let plan = crate::plan::plan(workspace, &deployed)?;
+            let existing = crate::plan::existing_schemas(&mut client, &plan)?;
+            (plan, Some(existing))
+        }
+    };
+    if args.json {
+        let json = serde_json::to_string_pretty(&plan.to_json(existing.as_ref()))
+            .map_err(|e| Error::Usage(format!("cannot render the plan as JSON: {e}")))?;
+        println!("{json}");
+    } else {
+        print!("{}", plan.render(existing.as_ref()));
     }
     Ok(())
 }

@@ -30,6 +30,12 @@ pub enum Error {
     Cluster(#[from] crate::cluster::ClusterError),
     #[error(transparent)]
     Sql(#[from] crate::sql::SqlError),
+    #[error(transparent)]
+    Manifest(#[from] crate::manifest::ManifestError),
+    #[error(transparent)]
+    Workspace(#[from] crate::workspace::WorkspaceError),
+    #[error(transparent)]
+    Resolve(#[from] crate::resolve::ResolveError),
     /// A statement pgpm itself issued failed; `context` says what pgpm was doing.
     #[error("{context}")]
     Db {
@@ -67,6 +73,7 @@ impl Error {
             Error::Conn(e) => e.is_user_error(),
             Error::Catalog(e) => e.is_user_error(),
             Error::Lock(_) | Error::Usage(_) | Error::Sql(_) => true,
+            Error::Manifest(_) | Error::Workspace(_) | Error::Resolve(_) => true,
             Error::Cluster(_) | Error::Db { .. } | Error::Io { .. } => false,
         };
         if user { EXIT_USER } else { EXIT_UNEXPECTED }

@@ -13,7 +13,11 @@ pub mod cluster;
 pub mod db;
 pub mod error;
 pub mod lock;
+pub mod manifest;
+pub mod plan;
+pub mod resolve;
 pub mod sql;
+pub mod workspace;
 
 pub use error::{Error, Result};
 
