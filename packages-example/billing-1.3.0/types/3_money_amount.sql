@@ -1,0 +1,5 @@
+-- An amount is meaningless without its currency.
+CREATE TYPE money_amount AS (
+    cents     cents,
+    currency  currency_code
+);

@@ -1,0 +1,2 @@
+CREATE DOMAIN percent AS numeric(5, 2)
+    CHECK (VALUE BETWEEN 0 AND 100);
