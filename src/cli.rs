@@ -27,6 +27,8 @@ pub enum Command {
     Install(InstallArgs),
     /// Remove pgpm's catalog schema `_pgpm` from a database.
     Uninstall(UninstallArgs),
+    /// Deploy the packages at PATH, each into its own schema, in one transaction.
+    Deploy(DeployArgs),
     /// Show what a deploy would do: the package order, each package's schema
     /// and, per phase, the ordered statements with their file:line.
     Plan(PlanArgs),
@@ -129,6 +131,7 @@ where
     match cli.command {
         Command::Install(args) => install(args),
         Command::Uninstall(args) => uninstall(args),
+        Command::Deploy(args) => deploy(args),
         Command::Plan(args) => plan(args),
     }
 }
@@ -187,6 +190,107 @@ fn plan(args: PlanArgs) -> Result<()> {
         println!("{json}");
     } else {
         print!("{}", plan.render(existing.as_ref()));
+    }
+    Ok(())
+}
+
+/// Whether a lone positional argument is a connection rather than a directory.
+fn looks_like_conn(arg: &str) -> bool {
+    arg.contains('=') || arg.starts_with("postgres://") || arg.starts_with("postgresql://")
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    /// A package or a workspace of packages [default: .]. Given alone, an
+    /// argument that is not a connection string (no `=`, not a URI) is PATH.
+    #[arg(value_name = "PATH")]
+    pub path: Option<std::path::PathBuf>,
+    /// What to do when a package's schema exists: refuse (safe), rename it
+    /// to <schema>_<N> (moderate), drop it (unsafe) or deploy into it (overwrite).
+    #[arg(
+        short,
+        long,
+        default_value = "safe",
+        value_parser = clap::builder::TypedValueParser::map(
+            clap::builder::PossibleValuesParser::new(["safe", "moderate", "unsafe", "overwrite"]),
+            |s| s.parse::<crate::deploy::Mode>().expect("a possible value"),
+        )
+    )]
+    pub mode: crate::deploy::Mode,
+    /// Role to own the package schemas and every object in them
+    /// (default: the manifest's owner_role).
+    #[arg(short, long, value_name = "ROLE")]
+    pub owner: Option<String>,
+    /// Roles to grant USAGE on the schemas, EXECUTE on their functions and
+    /// SELECT on their views (added to the manifest's usage_roles).
+    #[arg(long, value_name = "ROLE", num_args = 1..)]
+    pub usage: Vec<String>,
+    /// Redeploy only these files into the existing schemas.
+    #[arg(short, long = "file", value_name = "FILE", num_args = 1..)]
+    pub files: Vec<std::path::PathBuf>,
+    /// Deploy even when the package content equals what is deployed.
+    #[arg(long)]
+    pub force: bool,
+    /// Print the SQL that would run, in order, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// VCS reference to record (default: git HEAD of the package directory).
+    #[arg(long, value_name = "REF")]
+    pub vcs_ref: Option<String>,
+    /// Link to the VCS reference, recorded with the deployment.
+    #[arg(long, value_name = "URL")]
+    pub vcs_link: Option<String>,
+    /// Issue or ticket this deployment belongs to.
+    #[arg(long, value_name = "ID")]
+    pub issue_ref: Option<String>,
+    /// Link to the issue.
+    #[arg(long, value_name = "URL")]
+    pub issue_link: Option<String>,
+    #[command(flatten)]
+    pub lock: LockArgs,
+}
+
+fn deploy(mut args: DeployArgs) -> Result<()> {
+    use crate::deploy::{self, DeployOptions};
+    if args.path.is_none()
+        && let Some(arg) = args.conn.conn.take_if(|a| !looks_like_conn(a))
+    {
+        args.path = Some(arg.into());
+    }
+    let path = args.path.clone().unwrap_or_else(|| ".".into());
+    let mut client = args.conn.connect()?;
+    let opts = DeployOptions {
+        mode: args.mode,
+        owner: args.owner,
+        usage: args.usage,
+        files: args.files,
+        force: args.force,
+        vcs_ref: args.vcs_ref,
+        vcs_link: args.vcs_link,
+        issue_ref: args.issue_ref,
+        issue_link: args.issue_link,
+        lock_timeout: Some(args.lock.timeout()),
+    };
+    let report = deploy::deploy(&mut client, &path, &opts, args.dry_run)?;
+    let plan = &report.plan;
+    for warning in &plan.warnings {
+        eprintln!("warning: {warning}");
+    }
+    if report.dry_run {
+        println!("-- pgpm deploy --dry-run: nothing was changed. This is the SQL that would run, in one transaction:");
+        print!("{plan}");
+    }
+    for label in &plan.up_to_date {
+        println!("{label} is up to date");
+    }
+    let verb = if report.dry_run { "would deploy" } else { "deployed" };
+    for line in &plan.deployed {
+        println!("{verb} {line}");
+    }
+    if plan.deployed.is_empty() && plan.up_to_date.is_empty() {
+        println!("no packages found at {}", path.display());
     }
     Ok(())
 }

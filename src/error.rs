@@ -36,6 +36,8 @@ pub enum Error {
     Workspace(#[from] crate::workspace::WorkspaceError),
     #[error(transparent)]
     Resolve(#[from] crate::resolve::ResolveError),
+    #[error(transparent)]
+    Deploy(#[from] crate::deploy::DeployError),
     /// A statement pgpm itself issued failed; `context` says what pgpm was doing.
     #[error("{context}")]
     Db {
@@ -74,6 +76,7 @@ impl Error {
             Error::Catalog(e) => e.is_user_error(),
             Error::Lock(_) | Error::Usage(_) | Error::Sql(_) => true,
             Error::Manifest(_) | Error::Workspace(_) | Error::Resolve(_) => true,
+            Error::Deploy(_) => true,
             Error::Cluster(_) | Error::Db { .. } | Error::Io { .. } => false,
         };
         if user { EXIT_USER } else { EXIT_UNEXPECTED }

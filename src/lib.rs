@@ -11,6 +11,7 @@ pub mod checksum;
 pub mod cli;
 pub mod cluster;
 pub mod db;
+pub mod deploy;
 pub mod error;
 pub mod lock;
 pub mod manifest;
