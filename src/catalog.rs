@@ -42,6 +42,11 @@ pub const STEPS: &[Step] = &[
         file: "schema/0003_deploy_helpers.sql",
         sql: include_str!("../schema/0003_deploy_helpers.sql"),
     },
+    Step {
+        version: 4,
+        file: "schema/0004_client_api.sql",
+        sql: include_str!("../schema/0004_client_api.sql"),
+    },
 ];
 
 /// The catalog version this binary installs and understands.
