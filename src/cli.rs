@@ -171,6 +171,7 @@ fn uninstall(args: UninstallArgs) -> Result<()> {
 }
 
 fn plan(args: PlanArgs) -> Result<()> {
+    use std::io::Write as _;
     // Manifests and SQL are read before connecting, so their errors come first.
     let workspace = crate::workspace::Workspace::load(&args.path)?;
     let (plan, existing) = match &args.conn {
@@ -184,13 +185,15 @@ fn plan(args: PlanArgs) -> Result<()> {
             (plan, Some(existing))
         }
     };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if args.json {
-        let json = serde_json::to_string_pretty(&plan.to_json(existing.as_ref()))
-            .map_err(|e| Error::Usage(format!("cannot render the plan as JSON: {e}")))?;
-        println!("{json}");
+        serde_json::to_writer_pretty(&mut out, &plan.json_view(existing.as_ref()))
+            .map_err(|e| Error::io("stdout")(e.into()))?;
+        writeln!(out).map_err(Error::io("stdout"))?;
     } else {
-        print!("{}", plan.render(existing.as_ref()));
+        write!(out, "{}", plan.render(existing.as_ref())).map_err(Error::io("stdout"))?;
     }
+    out.flush().map_err(Error::io("stdout"))?;
     Ok(())
 }
 

@@ -623,3 +623,169 @@ impl Fields<'_> {
         Ok(dependencies)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> Result<Manifest, ManifestError> {
+        Manifest::parse(Path::new("pkg/package.json"), json)
+    }
+
+    fn error(json: &str) -> String {
+        parse(json).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn schema_names_follow_subclass_version_and_scope() {
+        let m = parse(r#"{ "name": "billing", "version": "1.4.0" }"#).unwrap();
+        assert_eq!(m.subclass, Subclass::Versioned);
+        assert_eq!(m.scope, Scope::Schema);
+        assert_eq!(m.schema(), Some("billing_1_4_0"));
+        assert_eq!(m.dir, Path::new("pkg"));
+        let m = parse(r#"{ "name": "billing", "version": "2.0.0-RC.1+x" }"#);
+        assert!(matches!(m, Err(ManifestError::Version { .. })));
+        let m = parse(r#"{ "name": "billing", "version": "2.0.0-rc.1" }"#).unwrap();
+        assert_eq!(m.schema(), Some("billing_2_0_0_rc_1"));
+        let m = parse(r#"{ "name": "b", "version": "1.0.0-Beta-2.x" }"#).unwrap();
+        assert_eq!(m.schema(), Some("b_1_0_0_beta_2_x"));
+        let m = parse(r#"{ "name": "core", "version": "01_04_00", "subclass": "basic" }"#).unwrap();
+        assert_eq!(m.version, Version::new(1, 4, 0));
+        assert_eq!(m.schema(), Some("core"));
+        let m = parse(r#"{ "name": "ext", "version": "1.0.0", "scope": "database" }"#).unwrap();
+        assert_eq!(m.schema(), None);
+    }
+
+    #[test]
+    fn a_schema_name_over_63_bytes_is_refused() {
+        let name = "a".repeat(57);
+        // 57 + "_1_0_0" = 63 bytes: allowed.
+        let ok = format!(r#"{{ "name": "{name}", "version": "1.0.0" }}"#);
+        assert_eq!(parse(&ok).unwrap().schema().unwrap().len(), 63);
+        let long = format!(r#"{{ "name": "{name}", "version": "1.0.10" }}"#);
+        assert_eq!(
+            error(&long),
+            format!(
+                "pkg/package.json: schema name \"{name}_1_0_10\" is 64 bytes, over PostgreSQL's limit of 63: shorten the package name"
+            )
+        );
+    }
+
+    #[test]
+    fn names_are_lower_case_identifiers() {
+        for bad in ["Billing", "1billing", "bil-ling", "_billing", "", "bïlling"] {
+            let json = format!(r#"{{ "name": "{bad}", "version": "1.0.0" }}"#);
+            assert_eq!(
+                error(&json),
+                format!(
+                    "pkg/package.json: invalid package name \"{bad}\": use lower-case letters, digits and `_`, starting with a letter"
+                ),
+            );
+        }
+        assert!(
+            error(r#"{ "name": "pg_stuff", "version": "1.0.0" }"#)
+                .ends_with("(names starting with pg_ are reserved by PostgreSQL)")
+        );
+        assert!(parse(r#"{ "name": "a1_b2", "version": "1.0.0" }"#).is_ok());
+    }
+
+    #[test]
+    fn fields_are_checked_with_messages_that_say_what_is_allowed() {
+        assert_eq!(
+            error(r#"{ "version": "1.0.0" }"#),
+            "pkg/package.json: \"name\" is required"
+        );
+        assert_eq!(
+            error(r#"{ "name": "a" }"#),
+            "pkg/package.json: \"version\" is required"
+        );
+        assert_eq!(
+            error(r#"{ "name": "a", "version": 1 }"#),
+            "pkg/package.json: \"version\" must be a string"
+        );
+        assert_eq!(
+            error(r#"{ "name": "a", "version": "1.0.0", "subclass": "fancy" }"#),
+            "pkg/package.json: \"subclass\" is \"fancy\"; use one of: versioned, basic"
+        );
+        assert_eq!(
+            error(r#"{ "name": "a", "version": "1.0.0", "scope": "global" }"#),
+            "pkg/package.json: \"scope\" is \"global\"; use one of: schema, database"
+        );
+        assert_eq!(
+            error(r#"{ "name": "a", "version": "1.0.0", "usage_roles": "app" }"#),
+            "pkg/package.json: \"usage_roles\" must be a list of strings"
+        );
+        assert_eq!(
+            error(r#"{ "name": "a", "version": "1.0.0", "types_path": "../shared" }"#),
+            "pkg/package.json: \"types_path\" folder \"../shared\" must be a relative path inside the package"
+        );
+        assert_eq!(
+            error(r#"{ "name": "a", "version": "1.0.0", "dependencies": { "b": "^^1" } }"#),
+            "pkg/package.json: invalid requirement for dependency \"b\""
+        );
+        assert_eq!(
+            error(r#"{ "name": "a", "version": "1.0.0", "dependencies": { "a": "^1" } }"#),
+            "pkg/package.json: package \"a\" depends on itself"
+        );
+        assert_eq!(
+            error(r#"{ "name": "a", "version": "1.0.0", "dependencies": ["b"] }"#),
+            "pkg/package.json: \"dependencies\" must be an object mapping package names to version requirements"
+        );
+        assert_eq!(
+            error("[1]"),
+            "pkg/package.json: the manifest must be a JSON object"
+        );
+        assert_eq!(
+            error("{\n  \"name\": \"a\",\n}"),
+            "pkg/package.json:3:1: malformed JSON: trailing comma"
+        );
+    }
+
+    #[test]
+    fn folders_and_dependencies() {
+        let m = parse(
+            r#"{
+                "name": "a", "version": "1.0.0",
+                "types_path": ["types", "./types/", "more/types"],
+                "functions_path": "functions",
+                "dependencies": { "zeta": "^1", "core": "01_02_xx" },
+                "usage_roles": ["reader", "writer"], "owner_role": "owner",
+                "description": "d", "license": "MIT"
+            }"#,
+        )
+        .unwrap();
+        assert_eq!(
+            m.folders(Phase::Types),
+            [PathBuf::from("types"), PathBuf::from("more/types")]
+        );
+        assert_eq!(m.folders(Phase::Functions), [PathBuf::from("functions")]);
+        assert!(m.folders(Phase::Tables).is_empty());
+        let deps: Vec<(&str, &str, String)> = m
+            .dependencies
+            .iter()
+            .map(|d| (d.name.as_str(), d.requirement.as_str(), d.req.to_string()))
+            .collect();
+        assert_eq!(
+            deps,
+            [
+                ("core", "01_02_xx", ">=1.2.0, <1.3.0".to_string()),
+                ("zeta", "^1", "^1".to_string())
+            ]
+        );
+        assert_eq!(m.usage_roles, ["reader", "writer"]);
+        assert_eq!(m.owner_role.as_deref(), Some("owner"));
+        // A comma in a package.json folder is part of the name; only the
+        // ancestor's config.json lists folders that way.
+        let m = parse(r#"{ "name": "a", "version": "1.0.0", "functions_path": "f,g" }"#).unwrap();
+        assert_eq!(m.folders(Phase::Functions), [PathBuf::from("f,g")]);
+        let m = Manifest::parse(
+            Path::new("old/config.json"),
+            r#"{ "name": "a", "version": "00_01_00", "functions_path": "f, g" }"#,
+        )
+        .unwrap();
+        assert_eq!(
+            m.folders(Phase::Functions),
+            [PathBuf::from("f"), PathBuf::from("g")]
+        );
+    }
+}

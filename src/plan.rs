@@ -20,12 +20,13 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use postgres::GenericClient;
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::manifest::Manifest;
 pub use crate::manifest::Phase;
 pub use crate::resolve::{Deployed, ResolvedDependency};
-use crate::sql::{self, ObjectKind, Statement, StatementKind};
+use crate::sql::{self, Statement, StatementKind};
 use crate::workspace::{self, Package, Workspace};
 use crate::{Error, Result};
 
@@ -163,26 +164,9 @@ pub fn plan(workspace: Workspace, deployed: &[Deployed]) -> Result<Plan> {
 /// available cores; the first error in package order wins, so the result
 /// does not depend on scheduling.
 fn parse_all(packages: &[Package]) -> Result<Vec<Vec<PhasePlan>>> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(packages.len().div_ceil(64).max(1));
-    if threads <= 1 {
-        return packages.iter().map(package_phases).collect();
-    }
-    let chunk = packages.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = packages
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || part.iter().map(package_phases).collect::<Vec<_>>()))
-            .collect();
-        let mut all = Vec::with_capacity(packages.len());
-        for handle in handles {
-            for result in handle.join().expect("SQL parsing thread panicked") {
-                all.push(result?);
-            }
-        }
-        Ok(all)
-    })
+    workspace::parallel_map(packages, package_phases)
+        .into_iter()
+        .collect()
 }
 
 /// The phases of one package: its files parsed, statements ordered.
@@ -252,11 +236,7 @@ pub fn existing_schemas(client: &mut impl GenericClient, plan: &Plan) -> Result<
 /// line when it defines nothing.
 pub fn summary(statement: &Statement) -> String {
     if let (StatementKind::Create(kind), Some(name)) = (statement.kind, statement.defines.first()) {
-        let parens = match kind {
-            ObjectKind::Function | ObjectKind::Procedure | ObjectKind::Aggregate => "()",
-            _ => "",
-        };
-        return format!("create {kind} {name}{parens}");
+        return format!("create {kind} {name}");
     }
     let line = statement.sql.lines().next().unwrap_or("").trim();
     const MAX: usize = 72;
@@ -341,51 +321,121 @@ impl Plan {
 
     /// The same as [`Plan::render`], as JSON for tools.
     pub fn to_json(&self, existing: Option<&BTreeSet<String>>) -> Value {
-        let packages: Vec<Value> = self
-            .packages
-            .iter()
-            .map(|p| {
-                let m = &p.manifest;
-                json!({
-                    "name": m.name,
-                    "version": m.version.to_string(),
-                    "subclass": m.subclass.as_str(),
-                    "scope": m.scope.as_str(),
-                    "schema": p.schema,
-                    "schema_exists": match (existing, &p.schema) {
-                        (Some(e), Some(s)) => Value::Bool(e.contains(s)),
-                        _ => Value::Null,
+        serde_json::to_value(self.json_view(existing)).expect("a plan serialises")
+    }
+
+    /// A serialisable view of the plan that borrows from it, for writing
+    /// large plans as JSON without building a [`Value`] tree first.
+    pub fn json_view<'a>(&'a self, existing: Option<&'a BTreeSet<String>>) -> impl Serialize + 'a {
+        PlanJson {
+            root: self.root.display().to_string(),
+            packages: self
+                .packages
+                .iter()
+                .map(|p| PackageJson {
+                    plan: p,
+                    schema_exists: match (existing, &p.schema) {
+                        (Some(e), Some(s)) => Some(e.contains(s)),
+                        _ => None,
                     },
-                    "dir": m.dir.display().to_string(),
-                    "manifest": m.manifest_path.display().to_string(),
-                    "description": m.description,
-                    "checksum": p.checksum,
-                    "dependencies": p.dependencies.iter().map(|d| json!({
-                        "name": d.name,
-                        "requirement": d.requirement,
-                        "version": d.version.to_string(),
-                        "schema": d.schema,
-                        "deployed_only": d.deployed_only,
-                    })).collect::<Vec<_>>(),
-                    "phases": p.phases.iter().map(|phase| json!({
-                        "phase": phase.phase.name(),
-                        "files": phase.files.iter().map(|f| json!({
-                            "path": workspace::slash_path(&f.path),
-                            "checksum": f.checksum,
-                        })).collect::<Vec<_>>(),
-                        "statements": phase.statements.iter().map(|s| json!({
-                            "file": workspace::slash_path(&s.file),
-                            "line": s.line,
-                            "column": s.column,
-                            "kind": kind_name(s.kind),
-                            "defines": s.defines.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                            "sql": s.sql,
-                        })).collect::<Vec<_>>(),
-                    })).collect::<Vec<_>>(),
+                })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct PlanJson<'a> {
+    root: String,
+    packages: Vec<PackageJson<'a>>,
+}
+
+struct PackageJson<'a> {
+    plan: &'a PackagePlan,
+    schema_exists: Option<bool>,
+}
+
+impl Serialize for PackageJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let p = self.plan;
+        let m = &p.manifest;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("name", &m.name)?;
+        map.serialize_entry("version", &m.version.to_string())?;
+        map.serialize_entry("subclass", m.subclass.as_str())?;
+        map.serialize_entry("scope", m.scope.as_str())?;
+        map.serialize_entry("schema", &p.schema)?;
+        map.serialize_entry("schema_exists", &self.schema_exists)?;
+        map.serialize_entry("dir", &m.dir.display().to_string())?;
+        map.serialize_entry("manifest", &m.manifest_path.display().to_string())?;
+        map.serialize_entry("description", &m.description)?;
+        map.serialize_entry("checksum", &p.checksum)?;
+        let dependencies: Vec<Value> = p
+            .dependencies
+            .iter()
+            .map(|d| {
+                json!({
+                    "name": d.name,
+                    "requirement": d.requirement,
+                    "version": d.version.to_string(),
+                    "schema": d.schema,
+                    "deployed_only": d.deployed_only,
                 })
             })
             .collect();
-        json!({ "root": self.root.display().to_string(), "packages": packages })
+        map.serialize_entry("dependencies", &dependencies)?;
+        let phases: Vec<PhaseJson<'_>> = p.phases.iter().map(PhaseJson).collect();
+        map.serialize_entry("phases", &phases)?;
+        map.end()
+    }
+}
+
+struct PhaseJson<'a>(&'a PhasePlan);
+
+impl Serialize for PhaseJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        #[derive(Serialize)]
+        struct File<'a> {
+            path: String,
+            checksum: &'a str,
+        }
+        #[derive(Serialize)]
+        struct Stmt<'a> {
+            file: String,
+            line: usize,
+            column: usize,
+            kind: String,
+            defines: Vec<String>,
+            sql: &'a str,
+        }
+        let phase = self.0;
+        let mut map = serializer.serialize_map(Some(3))?;
+        map.serialize_entry("phase", phase.phase.name())?;
+        let files: Vec<File<'_>> = phase
+            .files
+            .iter()
+            .map(|f| File {
+                path: workspace::slash_path(&f.path),
+                checksum: &f.checksum,
+            })
+            .collect();
+        map.serialize_entry("files", &files)?;
+        let statements: Vec<Stmt<'_>> = phase
+            .statements
+            .iter()
+            .map(|s| Stmt {
+                file: workspace::slash_path(&s.file),
+                line: s.line,
+                column: s.column,
+                kind: kind_name(s.kind),
+                defines: s.defines.iter().map(ToString::to_string).collect(),
+                sql: &s.sql,
+            })
+            .collect();
+        map.serialize_entry("statements", &statements)?;
+        map.end()
     }
 }
 

@@ -546,4 +546,89 @@ mod tests {
             );
         }
     }
+
+    fn manifest(name: &str, version: &str, deps: &[(&str, &str)]) -> Manifest {
+        let deps: Vec<String> = deps
+            .iter()
+            .map(|(n, r)| format!("\"{n}\": \"{r}\""))
+            .collect();
+        let json = format!(
+            r#"{{ "name": "{name}", "version": "{version}", "dependencies": {{ {} }} }}"#,
+            deps.join(", ")
+        );
+        let path = PathBuf::from(format!("{name}-{version}/package.json"));
+        Manifest::parse(&path, &json).unwrap()
+    }
+
+    fn labels(packages: &[Manifest], order: &[usize]) -> Vec<String> {
+        order.iter().map(|&i| packages[i].label()).collect()
+    }
+
+    #[test]
+    fn order_puts_dependencies_first_and_ignores_input_order() {
+        let mut packages = vec![
+            manifest("app", "1.0.0", &[("web", "^2"), ("db", "^1")]),
+            manifest("web", "2.1.0", &[("db", "^1.1")]),
+            manifest("db", "1.0.0", &[]),
+            manifest("db", "1.1.0", &[]),
+            manifest("aux", "0.1.0", &[]),
+        ];
+        let expected = [
+            "aux 0.1.0",
+            "db 1.0.0",
+            "db 1.1.0",
+            "web 2.1.0",
+            "app 1.0.0",
+        ];
+        let r = resolve(&packages, &[]).unwrap();
+        assert_eq!(labels(&packages, &r.order), expected);
+        assert_eq!(r.dependencies[0][0].name, "db");
+        assert_eq!(r.dependencies[0][0].version, v("1.1.0"));
+        packages.reverse();
+        let r = resolve(&packages, &[]).unwrap();
+        assert_eq!(labels(&packages, &r.order), expected);
+    }
+
+    #[test]
+    fn cycles_are_named_in_dependency_order() {
+        let packages = vec![
+            manifest("c", "1.0.0", &[("a", "*")]),
+            manifest("b", "1.0.0", &[("c", "*")]),
+            manifest("a", "1.0.0", &[("b", "*")]),
+            manifest("z", "1.0.0", &[("a", "*")]),
+        ];
+        let err = resolve(&packages, &[]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "dependency cycle between packages: a 1.0.0 (a-1.0.0/package.json) -> b 1.0.0 (b-1.0.0/package.json) -> c 1.0.0 (c-1.0.0/package.json) -> a 1.0.0 (a-1.0.0/package.json)"
+        );
+    }
+
+    #[test]
+    fn deployed_schemas_are_used_for_deployed_picks() {
+        let packages = vec![manifest("app", "1.0.0", &[("db", ">=1.1")])];
+        let deployed = [
+            Deployed {
+                name: "db".into(),
+                version: v("1.0.0"),
+                schema: Some("db_1_0_0".into()),
+            },
+            Deployed {
+                name: "db".into(),
+                version: v("1.2.0"),
+                schema: None,
+            },
+        ];
+        let r = resolve(&packages, &deployed).unwrap();
+        assert_eq!(
+            r.dependencies[0],
+            [ResolvedDependency {
+                name: "db".into(),
+                requirement: ">=1.1".into(),
+                version: v("1.2.0"),
+                schema: None,
+                deployed_only: true,
+            }]
+        );
+    }
 }

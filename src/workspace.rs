@@ -131,9 +131,8 @@ impl Workspace {
     /// Finds and loads the package or packages at `path`.
     pub fn load(path: &Path) -> Result<Workspace> {
         let manifests = find_manifests(path)?;
-        let mut packages = manifests
-            .iter()
-            .map(|m| Package::load(m))
+        let mut packages = parallel_map(&manifests, |m| Package::load(m))
+            .into_iter()
             .collect::<Result<Vec<_>>>()?;
         packages.sort_by(|a, b| {
             (&a.manifest.name, &a.manifest.version).cmp(&(&b.manifest.name, &b.manifest.version))
@@ -303,6 +302,31 @@ fn check_unique(packages: &[Package]) -> Result<(), WorkspaceError> {
         }
     }
     Ok(())
+}
+
+/// `f` over `items` on every available core, results in input order.
+/// Large workspaces (thousands of packages) are mostly reading and parsing
+/// small files, which spreads well; small ones stay on one thread.
+pub(crate) fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    const MIN_PER_THREAD: usize = 64;
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(items.len().div_ceil(MIN_PER_THREAD));
+    if threads <= 1 {
+        return items.iter().map(f).collect();
+    }
+    let chunk = items.len().div_ceil(threads);
+    let f = &f;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(f).collect::<Vec<R>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
 }
 
 /// A relative path with `/` separators, the same on every platform.
