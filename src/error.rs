@@ -27,6 +27,8 @@ pub enum Error {
     #[error(transparent)]
     Lock(#[from] crate::lock::LockError),
     #[error(transparent)]
+    Client(#[from] crate::client::ClientError),
+    #[error(transparent)]
     Cluster(#[from] crate::cluster::ClusterError),
     #[error(transparent)]
     Sql(#[from] crate::sql::SqlError),
@@ -74,6 +76,7 @@ impl Error {
         let user = match self {
             Error::Conn(e) => e.is_user_error(),
             Error::Catalog(e) => e.is_user_error(),
+            Error::Client(e) => e.is_user_error(),
             Error::Lock(_) | Error::Usage(_) | Error::Sql(_) => true,
             Error::Manifest(_) | Error::Workspace(_) | Error::Resolve(_) => true,
             Error::Deploy(_) => true,

@@ -9,6 +9,7 @@
 pub mod catalog;
 pub mod checksum;
 pub mod cli;
+pub mod client;
 pub mod cluster;
 pub mod db;
 pub mod deploy;
