@@ -220,8 +220,11 @@ fn sql_files(manifest: &Manifest) -> Result<Vec<SourceFile>> {
         let mut paths: Vec<PathBuf> = Vec::new();
         for folder in manifest.folders(phase) {
             let dir = manifest.dir.join(folder);
+            // Links are followed inside a package (a shared file linked
+            // into two packages is common); walkdir reports link loops.
             let walk = WalkDir::new(&dir)
                 .min_depth(1)
+                .follow_links(true)
                 .into_iter()
                 .filter_entry(|e| !e.file_type().is_dir() || !skipped_dir(e.file_name()));
             for entry in walk {

@@ -555,6 +555,7 @@ fn discovery_skips_hidden_build_and_npm_folders_and_accepts_config_json() {
                 "CREATE FUNCTION a() RETURNS int LANGUAGE sql RETURN 1;",
             ),
             ("ledger/functions/notes.txt", "not SQL"),
+            ("ledger/functions/.backup/old.sql", "this is not even SQL"),
             // The ancestor's manifest and its spellings.
             (
                 "legacy/config.json",
@@ -574,6 +575,12 @@ fn discovery_skips_hidden_build_and_npm_folders_and_accepts_config_json() {
             ),
         ],
     );
+    // A linked file counts as the package's own.
+    std::os::unix::fs::symlink(
+        dir.path().join("ledger/functions/nested/2_a.sql"),
+        dir.path().join("ledger/functions/linked.sql"),
+    )
+    .unwrap();
     let plan = plan_of(dir.path());
     assert_eq!(order(&plan), ["ledger 1.1.0", "legacy 0.2.0"]);
     let ledger = &plan.packages[0];
@@ -584,7 +591,11 @@ fn discovery_skips_hidden_build_and_npm_folders_and_accepts_config_json() {
         .collect();
     assert_eq!(
         files,
-        ["functions/nested/2_a.sql", "functions/nested/10_b.sql"]
+        [
+            "functions/linked.sql",
+            "functions/nested/2_a.sql",
+            "functions/nested/10_b.sql"
+        ]
     );
     let legacy = &plan.packages[1];
     assert_eq!(legacy.schema.as_deref(), Some("legacy_0_2_0"));
