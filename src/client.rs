@@ -112,10 +112,17 @@ pub const RECONNECT_DELAY: Duration = Duration::from_secs(1);
 /// The channel a deploy of `package` NOTIFYs, and that
 /// `_pgpm.set_search_path` LISTENs on: `deployment_events$$<package>`.
 ///
-/// Channel names are identifiers, cut at 63 bytes by PostgreSQL, so
-/// package names should stay under 44 bytes.
+/// Channel names are identifiers, cut at 63 bytes by PostgreSQL in
+/// `LISTEN`; `pg_notify` refuses longer ones instead. The name is cut here
+/// the same way, so deploy and listeners agree for long package names.
 pub fn package_channel(package: &str) -> String {
-    format!("deployment_events$${package}")
+    let mut channel = format!("deployment_events$${package}");
+    let mut end = channel.len().min(63);
+    while !channel.is_char_boundary(end) {
+        end -= 1;
+    }
+    channel.truncate(end);
+    channel
 }
 
 /// Errors of the client API.

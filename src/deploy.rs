@@ -99,7 +99,11 @@ pub enum DeployError {
     )]
     SchemaExists { package: String, schema: String },
     #[error("{a} and {b} would both deploy into schema {schema}")]
-    SchemaConflict { schema: String, a: String, b: String },
+    SchemaConflict {
+        schema: String,
+        a: String,
+        b: String,
+    },
     #[error(
         "{package}: table script {file} changed since it was applied to schema {schema} at {applied_at}; table changes go through patches (or redeploy with --mode unsafe)"
     )]
@@ -306,9 +310,14 @@ pub fn prepare(
             work.push((pkg, existing, Some(files.clone())));
             continue;
         }
-        let same_content = existing.package.as_ref().is_some_and(|(_, name, version, sum)| {
-            *name == pkg.manifest.name && *version == pkg.manifest.version.to_string() && *sum == pkg.checksum
-        });
+        let same_content = existing
+            .package
+            .as_ref()
+            .is_some_and(|(_, name, version, sum)| {
+                *name == pkg.manifest.name
+                    && *version == pkg.manifest.version.to_string()
+                    && *sum == pkg.checksum
+            });
         if same_content && existing.exists && !opts.force {
             out.up_to_date.push(label);
             continue;
@@ -326,7 +335,8 @@ pub fn prepare(
         return Ok(out);
     }
 
-    out.actions.push(Action::Note("record the deployment".into()));
+    out.actions
+        .push(Action::Note("record the deployment".into()));
     out.actions.push(Action::Bound {
         sql: "INSERT INTO _pgpm.deployments (mode, vcs_ref, vcs_link, issue_ref, issue_link, pgpm_version) VALUES ($1, $2, $3, $4, $5, $6)",
         params: vec![
@@ -341,7 +351,8 @@ pub fn prepare(
     for (pkg, existing, files) in work {
         prepare_package(client, pkg, &existing, files.as_ref(), opts, &mut out)?;
     }
-    out.actions.push(Action::Note("close the deployment record".into()));
+    out.actions
+        .push(Action::Note("close the deployment record".into()));
     out.actions.push(Action::Sql(
         "UPDATE _pgpm.deployments SET finished_at = clock_timestamp() WHERE deployment_id = currval(pg_get_serial_sequence('_pgpm.deployments', 'deployment_id'))".into(),
     ));
@@ -389,7 +400,8 @@ fn resolve_files(
                 .any(|ph| ph.statements.iter().any(|s| s.file == rel));
             known.then(|| (label(pkg), rel))
         });
-        let (pkg, rel) = owner.ok_or_else(|| DeployError::FileNotInPackage { path: file.clone() })?;
+        let (pkg, rel) =
+            owner.ok_or_else(|| DeployError::FileNotInPackage { path: file.clone() })?;
         out.entry(pkg).or_default().insert(rel);
     }
     Ok(Some(out))
@@ -480,8 +492,9 @@ fn prepare_package(
                         sql: "UPDATE _pgpm.table_scripts SET target_schema = $2 WHERE target_schema = $1",
                         params: vec![Param::text(schema), Param::text(&renamed)],
                     });
-                    out.warnings
-                        .push(format!("{label}: renamed the existing schema {schema} to {renamed}"));
+                    out.warnings.push(format!(
+                        "{label}: renamed the existing schema {schema} to {renamed}"
+                    ));
                     fresh_schema = true;
                 }
                 Mode::Unsafe => {
@@ -490,7 +503,8 @@ fn prepare_package(
                             "{label}: dropping schema {schema} also drops {object}"
                         ));
                     }
-                    out.actions.push(Action::Sql(format!("DROP SCHEMA {q} CASCADE")));
+                    out.actions
+                        .push(Action::Sql(format!("DROP SCHEMA {q} CASCADE")));
                     out.actions.push(Action::Bound {
                         sql: "INSERT INTO _pgpm.deployment_packages (deployment_id, package_id, action) SELECT currval(pg_get_serial_sequence('_pgpm.deployments', 'deployment_id')), package_id, 'dropped' FROM _pgpm.packages WHERE schema_name = $1 AND removed_at IS NULL",
                         params: vec![Param::text(schema)],
@@ -691,8 +705,11 @@ fn prepare_package(
     })
     .to_string();
     out.actions.push(Action::Bound {
-        sql: "SELECT pg_notify('pgpm_deploy', $1), pg_notify('deployment_events$$' || $2, $1)",
-        params: vec![Param::text(payload), Param::text(name)],
+        sql: "SELECT pg_notify('pgpm_deploy', $1), pg_notify($2, $1)",
+        params: vec![
+            Param::text(payload),
+            Param::text(crate::client::package_channel(name)),
+        ],
     });
     out.deployed.push(format!(
         "{label} -> {}",
@@ -817,16 +834,19 @@ fn run_batch(tx: &mut Transaction<'_>, package: &str, sql: &str, origins: &[Orig
     };
     if let Some(pos) = error_position(&err) {
         let byte = char_to_byte(sql, pos);
-        if let Some(origin) = origins
-            .iter()
-            .rev()
-            .find(|o| o.start <= byte)
-        {
-            return Err(statement_error(package, origin, &sql[origin.start..origin.start + origin.len], Some(byte - origin.start), err));
+        if let Some(origin) = origins.iter().rev().find(|o| o.start <= byte) {
+            return Err(statement_error(
+                package,
+                origin,
+                &sql[origin.start..origin.start + origin.len],
+                Some(byte - origin.start),
+                err,
+            ));
         }
     }
     // No usable position: replay statement by statement to find the culprit.
-    sp.rollback().map_err(Error::db("cannot roll back a savepoint"))?;
+    sp.rollback()
+        .map_err(Error::db("cannot roll back a savepoint"))?;
     let mut sp = tx
         .savepoint("pgpm_replay")
         .map_err(Error::db("cannot set a savepoint"))?;
@@ -839,7 +859,13 @@ fn run_batch(tx: &mut Transaction<'_>, package: &str, sql: &str, origins: &[Orig
     }
     // The batch failed but no single statement did: report the first.
     let origin = &origins[0];
-    Err(statement_error(package, origin, &sql[origin.start..origin.start + origin.len], None, err))
+    Err(statement_error(
+        package,
+        origin,
+        &sql[origin.start..origin.start + origin.len],
+        None,
+        err,
+    ))
 }
 
 fn error_position(err: &postgres::Error) -> Option<usize> {
@@ -923,7 +949,13 @@ pub fn deploy(
 pub fn render_params(params: &[Param]) -> String {
     let mut s = String::new();
     for (i, p) in params.iter().enumerate() {
-        let _ = write!(s, "{}${} = {}", if i > 0 { ", " } else { "" }, i + 1, p.render());
+        let _ = write!(
+            s,
+            "{}${} = {}",
+            if i > 0 { ", " } else { "" },
+            i + 1,
+            p.render()
+        );
     }
     s
 }

@@ -2,74 +2,17 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use common::{TestDb, output, pgpm};
-
-/// Writes a package into `root/<dir>`: a manifest and SQL files.
-fn package(root: &Path, dir: &str, manifest: serde_json::Value, files: &[(&str, &str)]) -> PathBuf {
-    let dir = root.join(dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("package.json"),
-        serde_json::to_string_pretty(&manifest).unwrap(),
-    )
-    .unwrap();
-    for (path, text) in files {
-        let path = dir.join(path);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, text).unwrap();
-    }
-    dir
-}
-
-/// A versioned package `shop` with types out of order, functions, a view,
-/// a table script and a trigger.
-fn shop(root: &Path, version: &str) -> PathBuf {
-    package(
-        root,
-        &format!("shop-{version}"),
-        serde_json::json!({
-            "name": "shop",
-            "version": version,
-            "subclass": "versioned",
-            "types_path": "types",
-            "functions_path": "functions",
-            "views_path": "views",
-            "tables_path": "tables",
-            "triggers_path": "triggers",
-        }),
-        &[
-            ("types/b_order.sql", "CREATE TYPE order_t AS (id int, lines line_t[]);\n"),
-            ("types/a_line.sql", "CREATE TYPE line_t AS (sku text, qty int);\n"),
-            (
-                "functions/total.sql",
-                "CREATE FUNCTION total(o order_t) RETURNS int LANGUAGE sql AS $$\n  SELECT coalesce(sum(l.qty), 0)::int FROM unnest(o.lines) l\n$$;\n",
-            ),
-            (
-                "functions/version.sql",
-                &format!("CREATE FUNCTION api_version() RETURNS text LANGUAGE sql AS $$ SELECT '{version}' $$;\n"),
-            ),
-            (
-                "functions/touch.sql",
-                "CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$\nBEGIN\n  NEW.updated_at := now();\n  RETURN NEW;\nEND\n$$;\n",
-            ),
-            (
-                "tables/orders.sql",
-                "CREATE TABLE orders (id serial PRIMARY KEY, note text, updated_at timestamptz);\n",
-            ),
-            ("views/order_count.sql", "CREATE VIEW order_count AS SELECT count(*) AS n FROM orders;\n"),
-            (
-                "triggers/orders_touch.sql",
-                "CREATE TRIGGER orders_touch BEFORE UPDATE ON orders FOR EACH ROW EXECUTE FUNCTION touch();\n",
-            ),
-        ],
-    )
-}
+use common::{TestDb, output, package, pgpm, shop};
 
 fn installed_db() -> TestDb {
     let db = TestDb::new();
-    pgpm().arg("install").arg(db.conn_string()).assert().success();
+    pgpm()
+        .arg("install")
+        .arg(db.conn_string())
+        .assert()
+        .success();
     db
 }
 
@@ -112,7 +55,8 @@ fn deploys_a_package_into_a_versioned_schema() {
     let db = installed_db();
     let ws = tempfile::tempdir().unwrap();
     let dir = shop(ws.path(), "1.0.0");
-    let (code, stdout, stderr) = deploy(&db, &dir, &["--vcs-ref", "abc123", "--issue-ref", "JIRA-7"]);
+    let (code, stdout, stderr) =
+        deploy(&db, &dir, &["--vcs-ref", "abc123", "--issue-ref", "JIRA-7"]);
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("shop 1.0.0 -> shop_1_0_0"), "{stdout}");
     let total: i32 = db.query_scalar(
@@ -120,8 +64,7 @@ fn deploys_a_package_into_a_versioned_schema() {
     );
     assert_eq!(total, 5);
     db.exec("INSERT INTO shop_1_0_0.orders (note) VALUES ('x'); UPDATE shop_1_0_0.orders SET note = 'y';");
-    let touched: bool =
-        db.query_scalar("SELECT updated_at IS NOT NULL FROM shop_1_0_0.orders");
+    let touched: bool = db.query_scalar("SELECT updated_at IS NOT NULL FROM shop_1_0_0.orders");
     assert!(touched, "trigger ran");
     let row: String = db.query_scalar(
         "SELECT concat_ws(' ', p.name, p.version, p.subclass, p.schema_name, d.mode, d.vcs_ref, d.issue_ref, d.pgpm_version,
@@ -130,14 +73,18 @@ fn deploys_a_package_into_a_versioned_schema() {
     );
     assert_eq!(
         row,
-        format!("shop 1.0.0 versioned shop_1_0_0 safe abc123 JIRA-7 {} t t", env!("CARGO_PKG_VERSION"))
+        format!(
+            "shop 1.0.0 versioned shop_1_0_0 safe abc123 JIRA-7 {} t t",
+            env!("CARGO_PKG_VERSION")
+        )
     );
     let scripts: String = db.query_scalar(
         "SELECT string_agg(target_schema || ':' || file_name, ',') FROM _pgpm.table_scripts",
     );
     assert_eq!(scripts, "shop_1_0_0:tables/orders.sql");
     // PUBLIC cannot use the schema.
-    let public: bool = db.query_scalar("SELECT has_schema_privilege('public', 'shop_1_0_0', 'USAGE')");
+    let public: bool =
+        db.query_scalar("SELECT has_schema_privilege('public', 'shop_1_0_0', 'USAGE')");
     assert!(!public);
 }
 
@@ -147,11 +94,18 @@ fn safe_mode_refuses_an_existing_schema_and_changes_nothing() {
     let ws = tempfile::tempdir().unwrap();
     let dir = shop(ws.path(), "1.0.0");
     assert_eq!(deploy(&db, &dir, &[]).0, 0);
-    std::fs::write(dir.join("functions/extra.sql"), "CREATE FUNCTION extra() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;").unwrap();
+    std::fs::write(
+        dir.join("functions/extra.sql"),
+        "CREATE FUNCTION extra() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;",
+    )
+    .unwrap();
     let before = snapshot(&db);
     let (code, _, stderr) = deploy(&db, &dir, &["--mode", "safe"]);
     assert_eq!(code, 1);
-    assert!(stderr.contains("schema shop_1_0_0 of shop 1.0.0 exists already"), "{stderr}");
+    assert!(
+        stderr.contains("schema shop_1_0_0 of shop 1.0.0 exists already"),
+        "{stderr}"
+    );
     assert_eq!(snapshot(&db), before);
 }
 
@@ -163,12 +117,24 @@ fn moderate_mode_renames_to_the_first_free_revision() {
     assert_eq!(deploy(&db, &dir, &[]).0, 0);
     db.exec("INSERT INTO shop_1_0_0.orders (note) VALUES ('kept')");
     for (round, expected) in [(0, "shop_1_0_0_0"), (1, "shop_1_0_0_1")] {
-        std::fs::write(dir.join("functions/extra.sql"), format!("CREATE FUNCTION extra() RETURNS int LANGUAGE sql AS $$ SELECT {round} $$;")).unwrap();
+        std::fs::write(
+            dir.join("functions/extra.sql"),
+            format!("CREATE FUNCTION extra() RETURNS int LANGUAGE sql AS $$ SELECT {round} $$;"),
+        )
+        .unwrap();
         let (code, stdout, stderr) = deploy(&db, &dir, &["--mode", "moderate"]);
         assert_eq!(code, 0, "{stderr}");
-        assert!(stderr.contains(&format!("renamed the existing schema shop_1_0_0 to {expected}")) || stdout.contains(expected), "{stdout}{stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "renamed the existing schema shop_1_0_0 to {expected}"
+            )) || stdout.contains(expected),
+            "{stdout}{stderr}"
+        );
     }
-    assert_eq!(schemas(&db, "shop%"), ["shop_1_0_0", "shop_1_0_0_0", "shop_1_0_0_1"]);
+    assert_eq!(
+        schemas(&db, "shop%"),
+        ["shop_1_0_0", "shop_1_0_0_0", "shop_1_0_0_1"]
+    );
     // The old revision keeps its data; the new schema has fresh tables.
     let kept: String = db.query_scalar("SELECT note FROM shop_1_0_0_0.orders");
     assert_eq!(kept, "kept");
@@ -189,7 +155,11 @@ fn unsafe_mode_drops_the_schema_and_says_what_the_cascade_removes() {
     let dir = shop(ws.path(), "1.0.0");
     assert_eq!(deploy(&db, &dir, &[]).0, 0);
     db.exec("CREATE VIEW public.outside AS SELECT * FROM shop_1_0_0.order_count");
-    std::fs::write(dir.join("functions/extra.sql"), "CREATE FUNCTION extra() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;").unwrap();
+    std::fs::write(
+        dir.join("functions/extra.sql"),
+        "CREATE FUNCTION extra() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;",
+    )
+    .unwrap();
     let (code, stdout, stderr) = deploy(&db, &dir, &["--mode", "unsafe"]);
     assert_eq!(code, 0, "{stderr}");
     let all = format!("{stdout}{stderr}");
@@ -211,9 +181,17 @@ fn overwrite_mode_runs_into_the_existing_schema() {
     assert_eq!(deploy(&db, &dir, &[]).0, 0);
     db.exec("INSERT INTO shop_1_0_0.orders (note) VALUES ('kept')");
     // Overwrite needs replaceable statements.
-    for f in ["functions/total.sql", "functions/version.sql", "functions/touch.sql", "views/order_count.sql"] {
+    for f in [
+        "functions/total.sql",
+        "functions/version.sql",
+        "functions/touch.sql",
+        "views/order_count.sql",
+    ] {
         let path = dir.join(f);
-        let text = std::fs::read_to_string(&path).unwrap().replacen("CREATE ", "CREATE OR REPLACE ", 1);
+        let text =
+            std::fs::read_to_string(&path)
+                .unwrap()
+                .replacen("CREATE ", "CREATE OR REPLACE ", 1);
         std::fs::write(path, text).unwrap();
     }
     // Types and triggers cannot be replaced: leave them out of this deploy.
@@ -222,7 +200,11 @@ fn overwrite_mode_runs_into_the_existing_schema() {
         r#"{"name": "shop", "version": "1.0.0", "subclass": "versioned", "functions_path": "functions", "views_path": "views", "tables_path": "tables"}"#,
     )
     .unwrap();
-    std::fs::write(dir.join("functions/extra.sql"), "CREATE FUNCTION extra() RETURNS int LANGUAGE sql AS $$ SELECT 42 $$;").unwrap();
+    std::fs::write(
+        dir.join("functions/extra.sql"),
+        "CREATE FUNCTION extra() RETURNS int LANGUAGE sql AS $$ SELECT 42 $$;",
+    )
+    .unwrap();
     let (code, _, stderr) = deploy(&db, &dir, &["--mode", "overwrite"]);
     assert_eq!(code, 0, "{stderr}");
     let extra: i32 = db.query_scalar("SELECT shop_1_0_0.extra()");
@@ -263,7 +245,10 @@ fn a_changed_table_script_is_refused() {
     let before = snapshot(&db);
     let (code, _, stderr) = deploy(&db, &dir, &["--mode", "overwrite"]);
     assert_eq!(code, 1, "{stderr}");
-    assert!(stderr.contains("table script tables/orders.sql changed"), "{stderr}");
+    assert!(
+        stderr.contains("table script tables/orders.sql changed"),
+        "{stderr}"
+    );
     assert_eq!(snapshot(&db), before);
     // Unsafe mode starts the schema afresh and records the new checksum.
     let (code, _, stderr) = deploy(&db, &dir, &["--mode", "unsafe"]);
@@ -278,12 +263,33 @@ fn a_changed_table_script_is_refused() {
 fn a_failing_statement_reports_its_file_line_and_column_and_rolls_everything_back() {
     let db = installed_db();
     let ws = tempfile::tempdir().unwrap();
-    package(ws.path(), "a", serde_json::json!({"name": "a", "version": "1.0.0", "functions_path": "f"}),
-        &[("f/a.sql", "CREATE FUNCTION a() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;\n")]);
-    package(ws.path(), "b", serde_json::json!({"name": "b", "version": "1.0.0", "functions_path": "f", "dependencies": {"a": "^1"}}),
-        &[("f/b.sql", "CREATE FUNCTION b() RETURNS int LANGUAGE sql AS $$ SELECT a() $$;\n")]);
-    package(ws.path(), "c", serde_json::json!({"name": "c", "version": "1.0.0", "functions_path": "f", "dependencies": {"b": "^1"}}),
-        &[("f/c.sql", "-- the third package\nCREATE FUNCTION ok() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;\n\nCREATE FUNCTION c() RETURNS int\n  LANGUAGE sql AS $$ SELECT b() + no_such_column $$;\n")]);
+    package(
+        ws.path(),
+        "a",
+        serde_json::json!({"name": "a", "version": "1.0.0", "functions_path": "f"}),
+        &[(
+            "f/a.sql",
+            "CREATE FUNCTION a() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;\n",
+        )],
+    );
+    package(
+        ws.path(),
+        "b",
+        serde_json::json!({"name": "b", "version": "1.0.0", "functions_path": "f", "dependencies": {"a": "^1"}}),
+        &[(
+            "f/b.sql",
+            "CREATE FUNCTION b() RETURNS int LANGUAGE sql AS $$ SELECT a() $$;\n",
+        )],
+    );
+    package(
+        ws.path(),
+        "c",
+        serde_json::json!({"name": "c", "version": "1.0.0", "functions_path": "f", "dependencies": {"b": "^1"}}),
+        &[(
+            "f/c.sql",
+            "-- the third package\nCREATE FUNCTION ok() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;\n\nCREATE FUNCTION c() RETURNS int\n  LANGUAGE sql AS $$ SELECT b() + no_such_column $$;\n",
+        )],
+    );
     let before = snapshot(&db);
     let (code, _, stderr) = deploy(&db, ws.path(), &[]);
     assert_eq!(code, 1, "{stderr}");
@@ -298,12 +304,22 @@ fn a_failing_statement_reports_its_file_line_and_column_and_rolls_everything_bac
 fn a_runtime_error_without_position_still_names_the_statement() {
     let db = installed_db();
     let ws = tempfile::tempdir().unwrap();
-    let dir = package(ws.path(), "p", serde_json::json!({"name": "p", "version": "1.0.0", "functions_path": "f"}),
-        &[("f/x.sql", "CREATE FUNCTION one() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;\nDO $$ BEGIN RAISE EXCEPTION 'boom' USING HINT = 'fix me'; END $$;\n")]);
+    let dir = package(
+        ws.path(),
+        "p",
+        serde_json::json!({"name": "p", "version": "1.0.0", "functions_path": "f"}),
+        &[(
+            "f/x.sql",
+            "CREATE FUNCTION one() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;\nDO $$ BEGIN RAISE EXCEPTION 'boom' USING HINT = 'fix me'; END $$;\n",
+        )],
+    );
     let (code, _, stderr) = deploy(&db, &dir, &[]);
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("f/x.sql:2:1"), "{stderr}");
-    assert!(stderr.contains("boom") && stderr.contains("hint: fix me"), "{stderr}");
+    assert!(
+        stderr.contains("boom") && stderr.contains("hint: fix me"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -312,9 +328,17 @@ fn dry_run_prints_the_sql_and_changes_nothing() {
     let ws = tempfile::tempdir().unwrap();
     let dir = shop(ws.path(), "1.0.0");
     assert_eq!(deploy(&db, &dir, &[]).0, 0);
-    std::fs::write(dir.join("functions/extra.sql"), "CREATE FUNCTION extra() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;").unwrap();
+    std::fs::write(
+        dir.join("functions/extra.sql"),
+        "CREATE FUNCTION extra() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;",
+    )
+    .unwrap();
     let before = snapshot(&db);
-    let (code, stdout, stderr) = deploy(&db, &dir, &["--mode", "moderate", "--dry-run", "--usage", "pg_monitor"]);
+    let (code, stdout, stderr) = deploy(
+        &db,
+        &dir,
+        &["--mode", "moderate", "--dry-run", "--usage", "pg_monitor"],
+    );
     assert_eq!(code, 0, "{stderr}");
     for expected in [
         "ALTER SCHEMA \"shop_1_0_0\" RENAME TO \"shop_1_0_0_0\";",
@@ -326,10 +350,15 @@ fn dry_run_prints_the_sql_and_changes_nothing() {
         "INSERT INTO _pgpm.packages",
         "pg_notify",
     ] {
-        assert!(stdout.contains(expected), "missing {expected:?} in:\n{stdout}");
+        assert!(
+            stdout.contains(expected),
+            "missing {expected:?} in:\n{stdout}"
+        );
     }
     // Types come before the composite that uses them, in the printed order.
-    assert!(stdout.find("CREATE TYPE line_t").unwrap() < stdout.find("CREATE TYPE order_t").unwrap());
+    assert!(
+        stdout.find("CREATE TYPE line_t").unwrap() < stdout.find("CREATE TYPE order_t").unwrap()
+    );
     assert_eq!(snapshot(&db), before);
 }
 
@@ -347,16 +376,41 @@ fn usage_roles_can_call_but_not_create_and_others_cannot_use() {
     let dir = shop(ws.path(), "1.0.0");
     let (code, _, stderr) = deploy(&db, &dir, &["--usage", &user]);
     assert_eq!(code, 0, "{stderr}");
-    let mut as_user = db.info.clone().with("user", user.clone()).connect().unwrap();
-    let v: String = as_user.query_one("SELECT shop_1_0_0.api_version()", &[]).unwrap().get(0);
+    let mut as_user = db
+        .info
+        .clone()
+        .with("user", user.clone())
+        .connect()
+        .unwrap();
+    let v: String = as_user
+        .query_one("SELECT shop_1_0_0.api_version()", &[])
+        .unwrap()
+        .get(0);
     assert_eq!(v, "1.0.0");
-    let n: i64 = as_user.query_one("SELECT n FROM shop_1_0_0.order_count", &[]).unwrap().get(0);
+    let n: i64 = as_user
+        .query_one("SELECT n FROM shop_1_0_0.order_count", &[])
+        .unwrap()
+        .get(0);
     assert_eq!(n, 0);
-    let err = as_user.batch_execute("CREATE TABLE shop_1_0_0.t (x int)").unwrap_err();
-    assert!(err.as_db_error().unwrap().message().contains("permission denied"));
+    let err = as_user
+        .batch_execute("CREATE TABLE shop_1_0_0.t (x int)")
+        .unwrap_err();
+    assert!(
+        err.as_db_error()
+            .unwrap()
+            .message()
+            .contains("permission denied")
+    );
     let mut as_other = db.info.clone().with("user", other).connect().unwrap();
-    let err = as_other.query_one("SELECT shop_1_0_0.api_version()", &[]).unwrap_err();
-    assert!(err.as_db_error().unwrap().message().contains("permission denied"));
+    let err = as_other
+        .query_one("SELECT shop_1_0_0.api_version()", &[])
+        .unwrap_err();
+    assert!(
+        err.as_db_error()
+            .unwrap()
+            .message()
+            .contains("permission denied")
+    );
 }
 
 #[test]
@@ -386,7 +440,10 @@ fn unknown_roles_are_refused_before_anything_runs() {
     let before = snapshot(&db);
     let (code, _, stderr) = deploy(&db, &dir, &["--usage", "nobody here"]);
     assert_eq!(code, 1);
-    assert!(stderr.contains("role nobody here does not exist"), "{stderr}");
+    assert!(
+        stderr.contains("role nobody here does not exist"),
+        "{stderr}"
+    );
     assert_eq!(snapshot(&db), before);
 }
 
@@ -438,7 +495,10 @@ fn two_deploys_at_once_serialise() {
     for (code, _, stderr) in &results {
         assert_eq!(*code, 0, "{stderr}");
     }
-    let up_to_date = results.iter().filter(|(_, out, _)| out.contains("up to date")).count();
+    let up_to_date = results
+        .iter()
+        .filter(|(_, out, _)| out.contains("up to date"))
+        .count();
     assert_eq!(up_to_date, 1, "{results:?}");
     let n: i64 = db.query_scalar("SELECT count(*) FROM _pgpm.packages");
     assert_eq!(n, 1);
@@ -451,7 +511,10 @@ fn lock_timeout_names_the_holder() {
     holder
         .execute("SELECT pg_advisory_lock($1)", &[&pgpm::lock::LOCK_KEY])
         .unwrap();
-    let pid: i32 = holder.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
+    let pid: i32 = holder
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
     let ws = tempfile::tempdir().unwrap();
     let dir = shop(ws.path(), "1.0.0");
     let (code, _, stderr) = deploy(&db, &dir, &["--lock-timeout", "0.3"]);
@@ -523,4 +586,39 @@ fn deploys_the_example_workspace_side_by_side() {
     assert_eq!(code, 0);
     assert!(stdout.contains("up to date"), "{stdout}");
     assert_eq!(snapshot(&db), before);
+}
+
+#[test]
+fn a_long_package_name_deploys_and_its_listeners_hear_it() {
+    let db = installed_db();
+    let name = "a_package_name_that_is_long_enough_to_overflow_a_channel";
+    let ws = tempfile::tempdir().unwrap();
+    let dir = package(
+        ws.path(),
+        "long",
+        serde_json::json!({"name": name, "version": "1.0.0", "subclass": "basic", "functions_path": "f"}),
+        &[(
+            "f/v.sql",
+            "CREATE FUNCTION v() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;",
+        )],
+    );
+    // LISTEN cuts the long identifier to 63 bytes, as a client's would be.
+    let mut listener = db.connect();
+    listener
+        .batch_execute(&format!(
+            "LISTEN {}",
+            pgpm::db::quote_ident(&format!("deployment_events$${name}"))
+        ))
+        .unwrap();
+    let (code, _, stderr) = deploy(&db, &dir, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    use postgres::fallible_iterator::FallibleIterator;
+    let mut notes = listener.notifications();
+    let got = notes
+        .timeout_iter(std::time::Duration::from_secs(5))
+        .next()
+        .unwrap()
+        .expect("a notification");
+    assert_eq!(got.channel(), pgpm::client::package_channel(name));
+    assert_eq!(got.channel().len(), 63);
 }

@@ -5,6 +5,7 @@
 //! (its user must be allowed to create databases).
 #![allow(dead_code)]
 
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -128,5 +129,82 @@ pub fn output(assert: assert_cmd::assert::Assert) -> (i32, String, String) {
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Writes a package into `root/<dir>`: a manifest and SQL files.
+pub fn package(
+    root: &Path,
+    dir: &str,
+    manifest: serde_json::Value,
+    files: &[(&str, &str)],
+) -> PathBuf {
+    let dir = root.join(dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("package.json"),
+        serde_json::to_string_pretty(&manifest).unwrap(),
+    )
+    .unwrap();
+    for (path, text) in files {
+        let path = dir.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    dir
+}
+
+/// A versioned package `shop` with types out of order, functions, a view,
+/// a table script and a trigger.
+pub fn shop(root: &Path, version: &str) -> PathBuf {
+    package(
+        root,
+        &format!("shop-{version}"),
+        serde_json::json!({
+            "name": "shop",
+            "version": version,
+            "subclass": "versioned",
+            "types_path": "types",
+            "functions_path": "functions",
+            "views_path": "views",
+            "tables_path": "tables",
+            "triggers_path": "triggers",
+        }),
+        &[
+            (
+                "types/b_order.sql",
+                "CREATE TYPE order_t AS (id int, lines line_t[]);\n",
+            ),
+            (
+                "types/a_line.sql",
+                "CREATE TYPE line_t AS (sku text, qty int);\n",
+            ),
+            (
+                "functions/total.sql",
+                "CREATE FUNCTION total(o order_t) RETURNS int LANGUAGE sql AS $$\n  SELECT coalesce(sum(l.qty), 0)::int FROM unnest(o.lines) l\n$$;\n",
+            ),
+            (
+                "functions/version.sql",
+                &format!(
+                    "CREATE FUNCTION api_version() RETURNS text LANGUAGE sql AS $$ SELECT '{version}' $$;\n"
+                ),
+            ),
+            (
+                "functions/touch.sql",
+                "CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$\nBEGIN\n  NEW.updated_at := now();\n  RETURN NEW;\nEND\n$$;\n",
+            ),
+            (
+                "tables/orders.sql",
+                "CREATE TABLE orders (id serial PRIMARY KEY, note text, updated_at timestamptz);\n",
+            ),
+            (
+                "views/order_count.sql",
+                "CREATE VIEW order_count AS SELECT count(*) AS n FROM orders;\n",
+            ),
+            (
+                "triggers/orders_touch.sql",
+                "CREATE TRIGGER orders_touch BEFORE UPDATE ON orders FOR EACH ROW EXECUTE FUNCTION touch();\n",
+            ),
+        ],
     )
 }
