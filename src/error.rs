@@ -27,6 +27,8 @@ pub enum Error {
     #[error(transparent)]
     Lock(#[from] crate::lock::LockError),
     #[error(transparent)]
+    Patch(#[from] crate::patches::PatchError),
+    #[error(transparent)]
     Client(#[from] crate::client::ClientError),
     #[error(transparent)]
     Cluster(#[from] crate::cluster::ClusterError),
@@ -76,6 +78,7 @@ impl Error {
         let user = match self {
             Error::Conn(e) => e.is_user_error(),
             Error::Catalog(e) => e.is_user_error(),
+            Error::Patch(e) => e.is_user_error(),
             Error::Client(e) => e.is_user_error(),
             Error::Lock(_) | Error::Usage(_) | Error::Sql(_) => true,
             Error::Manifest(_) | Error::Workspace(_) | Error::Resolve(_) => true,

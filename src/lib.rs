@@ -15,6 +15,7 @@ pub mod db;
 pub mod deploy;
 pub mod error;
 pub mod lock;
+pub mod patches;
 pub mod manifest;
 pub mod plan;
 pub mod resolve;
