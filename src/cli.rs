@@ -32,6 +32,9 @@ pub enum Command {
     /// Show what a deploy would do: the package order, each package's schema
     /// and, per phase, the ordered statements with their file:line.
     Plan(PlanArgs),
+    /// Apply pending numbered patches (patch-MAJOR-MINOR-POINT-TYPE.sql),
+    /// by default only the first group of adjacent patches of one type.
+    Migrate(MigrateArgs),
 }
 
 /// Where to connect.
@@ -133,6 +136,7 @@ where
         Command::Uninstall(args) => uninstall(args),
         Command::Deploy(args) => deploy(args),
         Command::Plan(args) => plan(args),
+        Command::Migrate(args) => migrate(args),
     }
 }
 
@@ -296,4 +300,106 @@ fn deploy(mut args: DeployArgs) -> Result<()> {
         println!("no packages found at {}", path.display());
     }
     Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    /// Directory of patches [default: patches]. Given alone, an argument
+    /// that is not a connection string (no `=`, not a URI) is taken as DIR.
+    #[arg(value_name = "DIR")]
+    pub dir: Option<std::path::PathBuf>,
+    /// Apply group after group until nothing is pending. Without it only the
+    /// first group runs: on a busy database each group may take locks.
+    #[arg(long)]
+    pub all: bool,
+    /// Apply a single patch (wins over --all).
+    #[arg(short = '1', long)]
+    pub one: bool,
+    /// Only apply patches of this type; repeat for several. Fails when the
+    /// first pending patch has another type.
+    #[arg(
+        long = "type",
+        value_name = "TYPE",
+        value_parser = clap::builder::TypedValueParser::map(
+            clap::builder::PossibleValuesParser::new(["std", "direct", "concurrent"]),
+            |s| s.parse::<crate::patches::PatchType>().expect("a possible value"),
+        )
+    )]
+    pub types: Vec<crate::patches::PatchType>,
+    /// Apply std and direct patches in a transaction and roll it back, to
+    /// check them against the database; concurrent patches are skipped.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub lock: LockArgs,
+}
+
+fn migrate(mut args: MigrateArgs) -> Result<()> {
+    use crate::patches::{self, Event};
+    if args.dir.is_none()
+        && let Some(arg) = args.conn.conn.take_if(|a| !looks_like_conn(a))
+    {
+        args.dir = Some(arg.into());
+    }
+    let info = args.conn.resolve()?;
+    let mut client = info.connect()?;
+    let opts = patches::Options {
+        dir: args.dir.unwrap_or_else(|| patches::DEFAULT_DIR.into()),
+        selection: patches::Selection {
+            all: args.all,
+            one: args.one,
+            types: args.types,
+        },
+        dry_run: args.dry_run,
+        lock_timeout: args.lock.timeout(),
+    };
+    let plan = patches::migrate(
+        &mut client,
+        &info,
+        &opts,
+        &mut |w| eprintln!("warning: {w}"),
+        &mut |event| match event {
+            Event::Applied { patch, took } => {
+                println!("applied {} ({})", patch.file_name, took_str(took))
+            }
+            Event::Checked { patch, took } => println!(
+                "would apply {} (checked in a transaction that is rolled back, {})",
+                patch.file_name,
+                took_str(took)
+            ),
+            Event::Skipped { patch } => println!(
+                "would apply {} (not checked: concurrent patches do not run in a dry run)",
+                patch.file_name
+            ),
+        },
+    )?;
+    if plan.is_empty() {
+        println!("nothing to apply");
+    }
+    if let Some((file, kind)) = &plan.held_back {
+        println!(
+            "stopped before {file}: --type does not select {kind} patches ({} pending)",
+            plan.remaining
+        );
+    } else if plan.remaining > 0 {
+        println!(
+            "{} more patch(es) pending: run again for the next group, or use --all",
+            plan.remaining
+        );
+    }
+    if opts.dry_run && !plan.is_empty() {
+        println!("dry run: rolled back, nothing was applied");
+    }
+    Ok(())
+}
+
+/// A duration for humans: milliseconds, or seconds from ten seconds on.
+fn took_str(took: Duration) -> String {
+    if took < Duration::from_secs(10) {
+        format!("{} ms", took.as_millis())
+    } else {
+        format!("{:.1} s", took.as_secs_f64())
+    }
 }
