@@ -1039,9 +1039,19 @@ fn run_concurrent(main: &mut Client, second: &mut Client, step: &Step) -> Result
     let p = &step.patch;
     let invalid_before =
         invalid_indexes(second).map_err(Error::db("cannot list invalid indexes"))?;
+    // READ COMMITTED whatever default_transaction_isolation says: between
+    // statements it holds no snapshot, and CREATE INDEX CONCURRENTLY waits
+    // for every transaction holding an older one, which would be this one.
     let mut tx = main
-        .transaction()
+        .build_transaction()
+        .isolation_level(postgres::IsolationLevel::ReadCommitted)
+        .start()
         .map_err(Error::db("cannot begin a transaction"))?;
+    // It sits idle while the statements run, for hours if an index build
+    // takes that long; a server-wide timeout must not end it, or the patch
+    // would be applied but not recorded.
+    tx.batch_execute("SET LOCAL idle_in_transaction_session_timeout = 0")
+        .map_err(Error::db("cannot set idle_in_transaction_session_timeout"))?;
     tx.execute(
         "INSERT INTO _pgpm.migrations (major, minor, point, type, file_name, checksum)
          VALUES ($1, $2, $3, $4, $5, $6)",

@@ -312,6 +312,33 @@ fn create_index_concurrently_runs_in_a_concurrent_patch() {
 }
 
 #[test]
+fn concurrent_patches_do_not_wait_for_their_own_history_transaction() {
+    // Under REPEATABLE READ the transaction holding the history row would
+    // keep a snapshot that CREATE INDEX CONCURRENTLY waits for, forever (the
+    // statement timeout turns such a hang into a failure); and it sits idle
+    // longer than the idle timeout while the index builds.
+    let db = installed_db();
+    db.exec(&format!(
+        "ALTER DATABASE {0} SET default_transaction_isolation = 'repeatable read';
+         ALTER DATABASE {0} SET statement_timeout = '20s';
+         ALTER DATABASE {0} SET idle_in_transaction_session_timeout = '50ms';",
+        pgpm::db::quote_ident(&db.name)
+    ));
+    let tmp = copy_fixture("patches-concurrent");
+    std::fs::write(
+        tmp.path().join("patch-1-2-0-concurrent.sql"),
+        "SELECT pg_sleep(0.3);\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = migrate(&db, tmp.path(), &["--all"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        applied(&db),
+        ["1-0-0:std", "1-1-0:concurrent", "1-2-0:concurrent"]
+    );
+}
+
+#[test]
 fn a_failed_concurrent_patch_names_what_needs_cleaning_up() {
     let db = installed_db();
     let dir = fixture("patches-concurrent-failure");
