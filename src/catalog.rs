@@ -47,6 +47,11 @@ pub const STEPS: &[Step] = &[
         file: "schema/0004_client_api.sql",
         sql: include_str!("../schema/0004_client_api.sql"),
     },
+    Step {
+        version: 5,
+        file: "schema/0005_sessions.sql",
+        sql: include_str!("../schema/0005_sessions.sql"),
+    },
 ];
 
 /// The catalog version this binary installs and understands.

@@ -29,6 +29,14 @@ pub enum Command {
     Uninstall(UninstallArgs),
     /// Deploy the packages at PATH, each into its own schema, in one transaction.
     Deploy(DeployArgs),
+    /// Show the deployed packages, pending patches, catalog and server versions.
+    Status(StatusArgs),
+    /// Drop a deployed version's schema (or one old revision of it).
+    #[command(override_usage = "pgpm remove [OPTIONS] [CONN] <PACKAGE> <VERSION>")]
+    Remove(RemoveArgs),
+    /// Start (or reuse) a local PostgreSQL under .pgpm/sandbox with the
+    /// workspace at PATH deployed, and print how to connect.
+    Sandbox(SandboxArgs),
     /// Show what a deploy would do: the package order, each package's schema
     /// and, per phase, the ordered statements with their file:line.
     Plan(PlanArgs),
@@ -123,7 +131,7 @@ where
         Err(err) => {
             // --help and --version are not errors; usage errors exit 1 via Error::Usage.
             if !err.use_stderr() {
-                err.print().map_err(Error::io("stdout"))?;
+                let _ = err.print();
                 return Ok(());
             }
             return Err(Error::Usage(
@@ -135,6 +143,9 @@ where
         Command::Install(args) => install(args),
         Command::Uninstall(args) => uninstall(args),
         Command::Deploy(args) => deploy(args),
+        Command::Status(args) => status(args),
+        Command::Remove(args) => remove(args),
+        Command::Sandbox(args) => sandbox(args),
         Command::Plan(args) => plan(args),
         Command::Migrate(args) => migrate(args),
     }
@@ -174,6 +185,113 @@ fn uninstall(args: UninstallArgs) -> Result<()> {
     Ok(())
 }
 
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    /// Directory of patches [default: patches]. Given alone, an argument
+    /// that is not a connection string (no `=`, not a URI) is taken as DIR.
+    #[arg(value_name = "DIR")]
+    pub dir: Option<std::path::PathBuf>,
+    /// Apply group after group until nothing is pending. Without it only the
+    /// first group runs: on a busy database each group may take locks.
+    #[arg(long)]
+    pub all: bool,
+    /// Apply a single patch (wins over --all).
+    #[arg(short = '1', long)]
+    pub one: bool,
+    /// Only apply patches of this type; repeat for several. Fails when the
+    /// first pending patch has another type.
+    #[arg(
+        long = "type",
+        value_name = "TYPE",
+        value_parser = clap::builder::TypedValueParser::map(
+            clap::builder::PossibleValuesParser::new(["std", "direct", "concurrent"]),
+            |s| s.parse::<crate::patches::PatchType>().expect("a possible value"),
+        )
+    )]
+    pub types: Vec<crate::patches::PatchType>,
+    /// Apply std and direct patches in a transaction and roll it back, to
+    /// check them against the database; concurrent patches are skipped.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub lock: LockArgs,
+}
+
+/// Whether a lone positional argument is a connection rather than a directory.
+fn looks_like_conn(arg: &str) -> bool {
+    arg.contains('=') || arg.starts_with("postgres://") || arg.starts_with("postgresql://")
+}
+
+fn migrate(mut args: MigrateArgs) -> Result<()> {
+    use crate::patches::{self, Event};
+    if args.dir.is_none()
+        && let Some(arg) = args.conn.conn.take_if(|a| !looks_like_conn(a))
+    {
+        args.dir = Some(arg.into());
+    }
+    let info = args.conn.resolve()?;
+    let mut client = info.connect()?;
+    let opts = patches::Options {
+        dir: args.dir.unwrap_or_else(|| patches::DEFAULT_DIR.into()),
+        selection: patches::Selection {
+            all: args.all,
+            one: args.one,
+            types: args.types,
+        },
+        dry_run: args.dry_run,
+        lock_timeout: args.lock.timeout(),
+    };
+    let plan = patches::migrate(
+        &mut client,
+        &info,
+        &opts,
+        &mut |w| eprintln!("warning: {w}"),
+        &mut |event| match event {
+            Event::Applied { patch, took } => {
+                println!("applied {} ({})", patch.file_name, took_str(took))
+            }
+            Event::Checked { patch, took } => println!(
+                "would apply {} (checked in a transaction that is rolled back, {})",
+                patch.file_name,
+                took_str(took)
+            ),
+            Event::Skipped { patch } => println!(
+                "would apply {} (not checked: concurrent patches do not run in a dry run)",
+                patch.file_name
+            ),
+        },
+    )?;
+    if plan.is_empty() {
+        println!("nothing to apply");
+    }
+    if let Some((file, kind)) = &plan.held_back {
+        println!(
+            "stopped before {file}: --type does not select {kind} patches ({} pending)",
+            plan.remaining
+        );
+    } else if plan.remaining > 0 {
+        println!(
+            "{} more patch(es) pending: run again for the next group, or use --all",
+            plan.remaining
+        );
+    }
+    if opts.dry_run && !plan.is_empty() {
+        println!("dry run: rolled back, nothing was applied");
+    }
+    Ok(())
+}
+
+/// A duration for humans: milliseconds, or seconds from ten seconds on.
+fn took_str(took: Duration) -> String {
+    if took < Duration::from_secs(10) {
+        format!("{} ms", took.as_millis())
+    } else {
+        format!("{:.1} s", took.as_secs_f64())
+    }
+}
+
 fn plan(args: PlanArgs) -> Result<()> {
     use std::io::Write as _;
     // Manifests and SQL are read before connecting, so their errors come first.
@@ -199,11 +317,6 @@ fn plan(args: PlanArgs) -> Result<()> {
     }
     out.flush().map_err(Error::io("stdout"))?;
     Ok(())
-}
-
-/// Whether a lone positional argument is a connection rather than a directory.
-fn looks_like_conn(arg: &str) -> bool {
-    arg.contains('=') || arg.starts_with("postgres://") || arg.starts_with("postgresql://")
 }
 
 #[derive(Debug, Args)]
@@ -286,13 +399,19 @@ fn deploy(mut args: DeployArgs) -> Result<()> {
         eprintln!("warning: {warning}");
     }
     if report.dry_run {
-        println!("-- pgpm deploy --dry-run: nothing was changed. This is the SQL that would run, in one transaction:");
+        println!(
+            "-- pgpm deploy --dry-run: nothing was changed. This is the SQL that would run, in one transaction:"
+        );
         print!("{plan}");
     }
     for label in &plan.up_to_date {
         println!("{label} is up to date");
     }
-    let verb = if report.dry_run { "would deploy" } else { "deployed" };
+    let verb = if report.dry_run {
+        "would deploy"
+    } else {
+        "deployed"
+    };
     for line in &plan.deployed {
         println!("{verb} {line}");
     }
@@ -303,103 +422,155 @@ fn deploy(mut args: DeployArgs) -> Result<()> {
 }
 
 #[derive(Debug, Args)]
-pub struct MigrateArgs {
+pub struct StatusArgs {
     #[command(flatten)]
     pub conn: ConnArgs,
-    /// Directory of patches [default: patches]. Given alone, an argument
-    /// that is not a connection string (no `=`, not a URI) is taken as DIR.
-    #[arg(value_name = "DIR")]
-    pub dir: Option<std::path::PathBuf>,
-    /// Apply group after group until nothing is pending. Without it only the
-    /// first group runs: on a busy database each group may take locks.
+    /// Directory of patches to compare with the applied ones.
+    #[arg(long, value_name = "DIR", default_value = crate::patches::DEFAULT_DIR)]
+    pub patches: std::path::PathBuf,
+    /// Print JSON instead of a table.
     #[arg(long)]
-    pub all: bool,
-    /// Apply a single patch (wins over --all).
-    #[arg(short = '1', long)]
-    pub one: bool,
-    /// Only apply patches of this type; repeat for several. Fails when the
-    /// first pending patch has another type.
-    #[arg(
-        long = "type",
-        value_name = "TYPE",
-        value_parser = clap::builder::TypedValueParser::map(
-            clap::builder::PossibleValuesParser::new(["std", "direct", "concurrent"]),
-            |s| s.parse::<crate::patches::PatchType>().expect("a possible value"),
-        )
-    )]
-    pub types: Vec<crate::patches::PatchType>,
-    /// Apply std and direct patches in a transaction and roll it back, to
-    /// check them against the database; concurrent patches are skipped.
-    #[arg(long)]
-    pub dry_run: bool,
-    #[command(flatten)]
-    pub lock: LockArgs,
+    pub json: bool,
 }
 
-fn migrate(mut args: MigrateArgs) -> Result<()> {
-    use crate::patches::{self, Event};
-    if args.dir.is_none()
-        && let Some(arg) = args.conn.conn.take_if(|a| !looks_like_conn(a))
-    {
-        args.dir = Some(arg.into());
-    }
-    let info = args.conn.resolve()?;
-    let mut client = info.connect()?;
-    let opts = patches::Options {
-        dir: args.dir.unwrap_or_else(|| patches::DEFAULT_DIR.into()),
-        selection: patches::Selection {
-            all: args.all,
-            one: args.one,
-            types: args.types,
-        },
-        dry_run: args.dry_run,
-        lock_timeout: args.lock.timeout(),
-    };
-    let plan = patches::migrate(
-        &mut client,
-        &info,
-        &opts,
-        &mut |w| eprintln!("warning: {w}"),
-        &mut |event| match event {
-            Event::Applied { patch, took } => {
-                println!("applied {} ({})", patch.file_name, took_str(took))
-            }
-            Event::Checked { patch, took } => println!(
-                "would apply {} (checked in a transaction that is rolled back, {})",
-                patch.file_name,
-                took_str(took)
-            ),
-            Event::Skipped { patch } => println!(
-                "would apply {} (not checked: concurrent patches do not run in a dry run)",
-                patch.file_name
-            ),
-        },
-    )?;
-    if plan.is_empty() {
-        println!("nothing to apply");
-    }
-    if let Some((file, kind)) = &plan.held_back {
+fn status(args: StatusArgs) -> Result<()> {
+    let mut client = args.conn.connect()?;
+    let status = crate::status::read(&mut client, Some(&args.patches))?;
+    if args.json {
         println!(
-            "stopped before {file}: --type does not select {kind} patches ({} pending)",
-            plan.remaining
+            "{}",
+            serde_json::to_string_pretty(&status.to_json()).expect("JSON")
         );
-    } else if plan.remaining > 0 {
-        println!(
-            "{} more patch(es) pending: run again for the next group, or use --all",
-            plan.remaining
-        );
-    }
-    if opts.dry_run && !plan.is_empty() {
-        println!("dry run: rolled back, nothing was applied");
+    } else {
+        print!("{status}");
     }
     Ok(())
 }
 
-/// A duration for humans: milliseconds, or seconds from ten seconds on.
-fn took_str(took: Duration) -> String {
-    if took < Duration::from_secs(10) {
-        format!("{} ms", took.as_millis())
-    } else {
-        format!("{:.1} s", took.as_secs_f64())
+#[derive(Debug, Args)]
+pub struct RemoveArgs {
+    /// `[CONN] PACKAGE VERSION`: the connection (optional, as for every
+    /// command: DATABASE_URL and PG* variables otherwise), the package's
+    /// name and the deployed version to remove.
+    #[arg(value_name = "ARGS", num_args = 2..=3, required = true)]
+    pub args: Vec<String>,
+    /// Remove only the renamed old revision N (schema <schema>_<N>).
+    #[arg(long, value_name = "N")]
+    pub old_rev: Option<i32>,
+    /// Print what would run and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Drop even when the schema holds tables or sessions use it.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub lock: LockArgs,
+}
+
+fn remove(args: RemoveArgs) -> Result<()> {
+    let mut positional = args.args;
+    let version = positional.pop().expect("clap requires two");
+    let package = positional.pop().expect("clap requires two");
+    let conn = ConnArgs {
+        conn: positional.pop(),
+    };
+    let mut client = conn.connect()?;
+    let report = crate::remove::remove(
+        &mut client,
+        &crate::remove::RemoveOptions {
+            package,
+            version,
+            old_rev: args.old_rev,
+            force: args.force,
+            dry_run: args.dry_run,
+            lock_timeout: Some(args.lock.timeout()),
+        },
+    )?;
+    for warning in &report.plan.warnings {
+        eprintln!("warning: {warning}");
     }
+    if report.dry_run {
+        println!(
+            "-- pgpm remove --dry-run: nothing was changed. This is the SQL that would run, in one transaction:"
+        );
+        print!("{}", report.plan);
+    }
+    let verb = if report.dry_run {
+        "would remove"
+    } else {
+        "removed"
+    };
+    for line in &report.plan.deployed {
+        println!("{verb} {line}");
+    }
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct SandboxArgs {
+    /// The workspace to deploy [default: .].
+    #[arg(value_name = "PATH")]
+    pub path: Option<std::path::PathBuf>,
+    /// Stop the sandbox's server (its data is kept).
+    #[arg(long)]
+    pub stop: bool,
+    /// What to do when a package's schema exists with other content.
+    #[arg(
+        short,
+        long,
+        default_value = "safe",
+        value_parser = clap::builder::TypedValueParser::map(
+            clap::builder::PossibleValuesParser::new(["safe", "moderate", "unsafe", "overwrite"]),
+            |s| s.parse::<crate::deploy::Mode>().expect("a possible value"),
+        )
+    )]
+    pub mode: crate::deploy::Mode,
+}
+
+fn sandbox(args: SandboxArgs) -> Result<()> {
+    let root = std::env::current_dir().map_err(Error::io("."))?;
+    if args.stop {
+        if crate::sandbox::down(&root)? {
+            println!("stopped the sandbox");
+        } else {
+            println!("the sandbox is not running");
+        }
+        return Ok(());
+    }
+    let workspace = args.path.unwrap_or_else(|| ".".into());
+    let sandbox = crate::sandbox::up(
+        &root,
+        &workspace,
+        &crate::deploy::DeployOptions {
+            mode: args.mode,
+            ..Default::default()
+        },
+    )?;
+    for name in &sandbox.patches_applied {
+        println!("applied {name}");
+    }
+    let plan = &sandbox.deploy.plan;
+    for warning in &plan.warnings {
+        eprintln!("warning: {warning}");
+    }
+    for label in &plan.up_to_date {
+        println!("{label} is up to date");
+    }
+    for line in &plan.deployed {
+        println!("deployed {line}");
+    }
+    let mut client = sandbox.conninfo.connect()?;
+    let status = crate::status::read(
+        &mut client,
+        Some(&workspace.join(crate::patches::DEFAULT_DIR)),
+    )?;
+    println!();
+    print!("{status}");
+    println!();
+    println!("sandbox running: {}", sandbox.conninfo.to_uri());
+    if let Some(psql) = &sandbox.psql {
+        println!("try it:\n  {psql}");
+    }
+    println!("stop it with: pgpm sandbox --stop");
+    Ok(())
 }

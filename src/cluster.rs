@@ -101,15 +101,7 @@ impl Cluster {
     /// running already. Idempotent, so the sandbox can reuse its cluster.
     pub fn start(opts: &ClusterOptions) -> Result<Cluster, ClusterError> {
         let bindir = find_bindir()?;
-        let run_as = if nix::unistd::geteuid().is_root() {
-            let user = nix::unistd::User::from_name("postgres")
-                .ok()
-                .flatten()
-                .ok_or(ClusterError::NoPostgresUser)?;
-            Some((user.uid.as_raw(), user.gid.as_raw()))
-        } else {
-            None
-        };
+        let run_as = run_as()?;
         std::fs::create_dir_all(&opts.dir).map_err(io_err(&opts.dir))?;
         let dir = opts.dir.canonicalize().map_err(io_err(&opts.dir))?;
         if let Some((uid, gid)) = run_as {
@@ -137,6 +129,26 @@ impl Cluster {
             cluster.pg_ctl_start()?;
         }
         Ok(cluster)
+    }
+
+    /// The cluster in `dir`, if one was created there, without starting it.
+    pub fn existing(dir: &Path) -> Result<Option<Cluster>, ClusterError> {
+        let Ok(dir) = dir.canonicalize() else {
+            return Ok(None);
+        };
+        let port = std::fs::read_to_string(dir.join("port"))
+            .ok()
+            .and_then(|p| p.trim().parse().ok());
+        let (Some(port), true) = (port, dir.join("data/PG_VERSION").exists()) else {
+            return Ok(None);
+        };
+        let run_as = run_as()?;
+        Ok(Some(Cluster {
+            bindir: find_bindir()?,
+            dir,
+            port,
+            run_as,
+        }))
     }
 
     fn initdb(&self) -> Result<(), ClusterError> {
@@ -290,6 +302,36 @@ rm -rf "$4""#;
         let lines: Vec<&str> = log.lines().collect();
         lines[lines.len().saturating_sub(20)..].join("\n")
     }
+}
+
+/// The `postgres` user's uid and gid when we are root, who must not run the server.
+fn run_as() -> Result<Option<(u32, u32)>, ClusterError> {
+    if !nix::unistd::geteuid().is_root() {
+        return Ok(None);
+    }
+    let user = nix::unistd::User::from_name("postgres")
+        .ok()
+        .flatten()
+        .ok_or(ClusterError::NoPostgresUser)?;
+    Ok(Some((user.uid.as_raw(), user.gid.as_raw())))
+}
+
+/// Whether the user the server runs as can reach `dir`: every ancestor must
+/// be searchable by it. A checkout under `/root` is not, for `postgres`.
+pub fn reachable_by_server(dir: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(Some((uid, gid))) = run_as() else {
+        return true;
+    };
+    dir.ancestors().skip(1).all(|a| match std::fs::metadata(a) {
+        Ok(m) => {
+            let mode = m.mode();
+            (m.uid() == uid && mode & 0o100 != 0)
+                || (m.gid() == gid && mode & 0o010 != 0)
+                || mode & 0o001 != 0
+        }
+        Err(_) => true,
+    })
 }
 
 fn check(what: &str, out: Output) -> Result<(), ClusterError> {

@@ -42,6 +42,8 @@ pub enum Error {
     Resolve(#[from] crate::resolve::ResolveError),
     #[error(transparent)]
     Deploy(#[from] crate::deploy::DeployError),
+    #[error(transparent)]
+    Remove(#[from] crate::remove::RemoveError),
     /// A statement pgpm itself issued failed; `context` says what pgpm was doing.
     #[error("{context}")]
     Db {
@@ -78,11 +80,11 @@ impl Error {
         let user = match self {
             Error::Conn(e) => e.is_user_error(),
             Error::Catalog(e) => e.is_user_error(),
-            Error::Patch(e) => e.is_user_error(),
             Error::Client(e) => e.is_user_error(),
+            Error::Patch(e) => e.is_user_error(),
             Error::Lock(_) | Error::Usage(_) | Error::Sql(_) => true,
             Error::Manifest(_) | Error::Workspace(_) | Error::Resolve(_) => true,
-            Error::Deploy(_) => true,
+            Error::Deploy(_) | Error::Remove(_) => true,
             Error::Cluster(_) | Error::Db { .. } | Error::Io { .. } => false,
         };
         if user { EXIT_USER } else { EXIT_UNEXPECTED }

@@ -15,11 +15,14 @@ pub mod db;
 pub mod deploy;
 pub mod error;
 pub mod lock;
-pub mod patches;
 pub mod manifest;
+pub mod patches;
 pub mod plan;
+pub mod remove;
 pub mod resolve;
+pub mod sandbox;
 pub mod sql;
+pub mod status;
 pub mod workspace;
 
 pub use error::{Error, Result};

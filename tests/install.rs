@@ -41,6 +41,7 @@ fn install_on_an_empty_database_creates_the_catalog() {
             "migrations",
             "package_dependencies",
             "packages",
+            "sessions",
             "table_scripts"
         ]
     );
