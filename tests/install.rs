@@ -455,3 +455,83 @@ fn bad_connection_strings_are_user_errors() {
     assert_eq!(code, 1);
     assert!(stderr.contains("unknown option \"colour\""), "{stderr}");
 }
+
+#[test]
+fn sslmodes_verify_what_they_promise() {
+    let Some(ca) = common::test_ca() else {
+        return; // no openssl here, or an external server
+    };
+    let db = TestDb::new();
+    let port = db.info.port();
+    let install = |conn: String| output(pgpm().arg("install").arg(conn).assert());
+    let base = |host: &str| format!("host={host} port={port} user=postgres dbname={}", db.name);
+    let ca = ca.display();
+    // require: encrypted, not verified.
+    let (code, _, stderr) = install(format!("{} sslmode=require", base("127.0.0.1")));
+    assert_eq!(code, 0, "{stderr}");
+    let ssl: bool = db
+        .info
+        .clone()
+        .with("sslmode", "require")
+        .connect()
+        .unwrap()
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(ssl, "sslmode=require must encrypt");
+    // verify-ca with the right root; the host name is not checked.
+    let (code, stdout, stderr) = install(format!(
+        "{} sslmode=verify-ca sslrootcert={ca}",
+        base("127.0.0.1")
+    ));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("already installed"), "{stdout}");
+    // verify-full: localhost is in the certificate...
+    let (code, _, stderr) = install(format!(
+        "{} sslmode=verify-full sslrootcert={ca}",
+        base("localhost")
+    ));
+    assert_eq!(code, 0, "{stderr}");
+    // A root that did not sign the server's certificate fails verify-ca.
+    let wrong = tempfile::NamedTempFile::new().unwrap();
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=other CA",
+            "-keyout",
+            "/dev/null",
+            "-out",
+        ])
+        .arg(wrong.path())
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    let (code, _, stderr) = install(format!(
+        "{} sslmode=verify-ca sslrootcert={}",
+        base("127.0.0.1"),
+        wrong.path().display()
+    ));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("could not connect"), "{stderr}");
+    // ...but a host name the certificate does not name fails, even at the
+    // right address.
+    let (code, _, stderr) = install(format!(
+        "host=not-in-the-certificate hostaddr=127.0.0.1 port={port} user=postgres dbname={} sslmode=verify-full sslrootcert={ca}",
+        db.name
+    ));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("TLS handshake") || stderr.contains("certificate"),
+        "{stderr}"
+    );
+}

@@ -52,17 +52,116 @@ pub fn server() -> &'static Server {
             ),
         )
         .unwrap();
+        let tls = enable_tls(&cluster);
         let mut client = admin.connect().expect("connect to test cluster");
         client
-            .batch_execute(&format!(
-                "CREATE ROLE {PASSWORD_GROUP} NOLOGIN; SELECT pg_reload_conf();"
-            ))
+            .batch_execute(&format!("CREATE ROLE {PASSWORD_GROUP} NOLOGIN"))
             .unwrap();
+        if tls {
+            let dir = cluster.dir().display();
+            // ALTER SYSTEM refuses to run in a (multi-statement) transaction.
+            for setting in [
+                "ssl = on".to_string(),
+                format!("ssl_cert_file = '{dir}/server.crt'"),
+                format!("ssl_key_file = '{dir}/server.key'"),
+            ] {
+                client
+                    .batch_execute(&format!("ALTER SYSTEM SET {setting}"))
+                    .unwrap();
+            }
+        }
+        client.batch_execute("SELECT pg_reload_conf()").unwrap();
         Server {
             admin,
             cluster: Some(cluster),
         }
     })
+}
+
+/// Makes a test CA (`ca.crt`) and a server certificate for `localhost` and
+/// 127.0.0.1 signed by it, in the cluster's directory, owned by the server's
+/// user. Returns false when `openssl` is not installed (TLS tests then skip).
+fn enable_tls(cluster: &Cluster) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    use std::process::Command;
+    let dir = cluster.dir();
+    let run = |args: &[&str]| {
+        Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    let ok = run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=pgpm test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+    ]) && run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ]) && std::fs::write(
+        dir.join("san.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )
+    .is_ok()
+        && run(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+            "-out",
+            "server.crt",
+        ]);
+    if !ok {
+        return false;
+    }
+    // The server's user must own its key, readable by nobody else.
+    let owner = std::fs::metadata(cluster.data_dir()).unwrap();
+    for file in ["server.key", "server.crt", "ca.crt"] {
+        let path = dir.join(file);
+        std::os::unix::fs::chown(&path, Some(owner.uid()), Some(owner.gid())).unwrap();
+    }
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        dir.join("server.key"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    true
+}
+
+/// The test CA's certificate, when our own cluster serves TLS.
+pub fn test_ca() -> Option<PathBuf> {
+    let cluster = server().cluster.as_ref()?;
+    let ca = cluster.dir().join("ca.crt");
+    ca.exists().then_some(ca)
 }
 
 /// A fresh, empty database for one test.
