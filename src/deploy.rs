@@ -14,7 +14,7 @@
 //! replayed statement by statement to find the failing one and report its
 //! `file:line:column`.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::{self, Write as _};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -24,6 +24,7 @@ use postgres::{Client, GenericClient, Transaction};
 
 use crate::db::{quote_ident, quote_literal};
 use crate::lock::Locked;
+use crate::manifest::Manifest;
 use crate::plan::{PackagePlan, Phase, Plan};
 use crate::{Error, Result, catalog};
 
@@ -293,7 +294,13 @@ pub fn prepare(
     let mut work = Vec::new();
     for pkg in &plan.packages {
         let label = label(pkg);
-        let existing = read_existing(client, pkg)?;
+        if !pkg.parsed {
+            // Left unparsed by deploy() because it is up to date (same test
+            // as below, same transaction).
+            out.up_to_date.push(label);
+            continue;
+        }
+        let existing = read_existing(client, &pkg.manifest)?;
         if let Some(files) = &only_files {
             let Some(files) = files.get(&label) else {
                 continue;
@@ -310,15 +317,7 @@ pub fn prepare(
             work.push((pkg, existing, Some(files.clone())));
             continue;
         }
-        let same_content = existing
-            .package
-            .as_ref()
-            .is_some_and(|(_, name, version, sum)| {
-                *name == pkg.manifest.name
-                    && *version == pkg.manifest.version.to_string()
-                    && *sum == pkg.checksum
-            });
-        if same_content && existing.exists && !opts.force {
+        if !opts.force && up_to_date(&existing, &pkg.manifest, &pkg.checksum) {
             out.up_to_date.push(label);
             continue;
         }
@@ -407,14 +406,27 @@ fn resolve_files(
     Ok(Some(out))
 }
 
-fn read_existing(client: &mut impl GenericClient, pkg: &PackagePlan) -> Result<Existing> {
-    let Some(schema) = &pkg.schema else {
+/// Whether the package's content is what is deployed in its schema.
+fn up_to_date(existing: &Existing, manifest: &Manifest, checksum: &str) -> bool {
+    existing.exists
+        && existing
+            .package
+            .as_ref()
+            .is_some_and(|(_, name, version, sum)| {
+                *name == manifest.name
+                    && *version == manifest.version.to_string()
+                    && sum == checksum
+            })
+}
+
+fn read_existing(client: &mut impl GenericClient, manifest: &Manifest) -> Result<Existing> {
+    let Some(schema) = manifest.schema() else {
         // Database scope: the catalog row for this name is the "schema".
         let row = client
             .query_opt(
                 "SELECT package_id, name, version, checksum FROM _pgpm.packages
                   WHERE name = $1 AND scope = 'database' AND old_rev IS NULL AND removed_at IS NULL",
-                &[&pkg.manifest.name],
+                &[&manifest.name],
             )
             .map_err(Error::db("cannot read the catalog"))?;
         let package = row.map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)));
@@ -426,7 +438,7 @@ fn read_existing(client: &mut impl GenericClient, pkg: &PackagePlan) -> Result<E
     let exists: bool = client
         .query_one(
             "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
-            &[schema],
+            &[&schema],
         )
         .map_err(Error::db("cannot look up schemas"))?
         .get(0);
@@ -434,7 +446,7 @@ fn read_existing(client: &mut impl GenericClient, pkg: &PackagePlan) -> Result<E
         .query_opt(
             "SELECT package_id, name, version, checksum FROM _pgpm.packages
               WHERE schema_name = $1 AND removed_at IS NULL",
-            &[schema],
+            &[&schema],
         )
         .map_err(Error::db("cannot read the catalog"))?
         .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)));
@@ -920,7 +932,7 @@ pub fn deploy(
     opts: &DeployOptions,
     dry_run: bool,
 ) -> Result<DeployReport> {
-    // Files are read and parsed before anything touches the database.
+    // Manifests and files are read before anything touches the database.
     let workspace = crate::workspace::Workspace::load(path)?;
     let mut client = Locked::acquire(
         client,
@@ -931,7 +943,21 @@ pub fn deploy(
         .map_err(Error::db("cannot begin a transaction"))?;
     catalog::require_current(&mut tx)?;
     let deployed = crate::resolve::Deployed::read_current(&mut tx)?;
-    let plan = crate::plan::plan(workspace, &deployed)?;
+    // Packages whose content is deployed already are not parsed: parsing is
+    // most of what an unchanged workspace would otherwise cost, and
+    // prepare() reports them as up to date without looking at their SQL.
+    let mut unchanged = HashSet::new();
+    if !opts.force && opts.files.is_empty() {
+        for pkg in &workspace.packages {
+            let existing = read_existing(&mut tx, &pkg.manifest)?;
+            if up_to_date(&existing, &pkg.manifest, &pkg.checksum) {
+                unchanged.insert(pkg.manifest.manifest_path.clone());
+            }
+        }
+    }
+    let plan = crate::plan::plan_selected(workspace, &deployed, |p| {
+        !unchanged.contains(&p.manifest.manifest_path)
+    })?;
     let deploy_plan = prepare(&mut tx, &plan, opts)?;
     if dry_run || deploy_plan.is_noop() {
         tx.rollback().map_err(Error::db("cannot roll back"))?;

@@ -47,8 +47,12 @@ pub struct PackagePlan {
     pub schema: Option<String>,
     /// In manifest order (by name).
     pub dependencies: Vec<ResolvedDependency>,
-    /// Only phases with files, in [`Phase`] order.
+    /// Only phases with files, in [`Phase`] order. Empty when the package
+    /// was left unparsed (see `parsed`).
     pub phases: Vec<PhasePlan>,
+    /// Whether the package's SQL was parsed into `phases`; false only for
+    /// packages [`plan_selected`] was told to leave out.
+    pub parsed: bool,
     /// SHA-256 over the manifest and every SQL file; see [`Package::checksum`].
     pub checksum: String,
 }
@@ -125,14 +129,26 @@ pub fn plan_workspace(path: &Path, deployed: &[Deployed]) -> Result<Plan> {
 /// Plans a loaded workspace. SQL errors (syntax, cycles) are found first,
 /// then dependencies are resolved against the workspace and `deployed`.
 pub fn plan(workspace: Workspace, deployed: &[Deployed]) -> Result<Plan> {
-    let phases = parse_all(&workspace.packages)?;
+    plan_selected(workspace, deployed, |_| true)
+}
+
+/// Plans a loaded workspace, parsing the SQL of only the packages `parse`
+/// selects; the others are resolved and ordered like the rest but keep no
+/// phases and `parsed: false`. Parsing is most of what planning costs, so
+/// a deploy leaves out the packages whose content is deployed already.
+pub fn plan_selected(
+    workspace: Workspace,
+    deployed: &[Deployed],
+    parse: impl Fn(&Package) -> bool + Sync,
+) -> Result<Plan> {
+    let phases = parse_all(&workspace.packages, &parse)?;
     let manifests: Vec<Manifest> = workspace
         .packages
         .iter()
         .map(|p| p.manifest.clone())
         .collect();
     let resolution = crate::resolve::resolve(&manifests, deployed)?;
-    let mut slots: Vec<Option<(Package, Vec<PhasePlan>)>> = workspace
+    let mut slots: Vec<Option<(Package, Option<Vec<PhasePlan>>)>> = workspace
         .packages
         .into_iter()
         .zip(phases)
@@ -149,7 +165,8 @@ pub fn plan(workspace: Workspace, deployed: &[Deployed]) -> Result<Plan> {
                 schema: package.manifest.schema().map(str::to_string),
                 manifest: package.manifest,
                 dependencies: dependencies[i].take().unwrap_or_default(),
-                phases,
+                parsed: phases.is_some(),
+                phases: phases.unwrap_or_default(),
                 checksum: package.checksum,
             }
         })
@@ -160,13 +177,18 @@ pub fn plan(workspace: Workspace, deployed: &[Deployed]) -> Result<Plan> {
     })
 }
 
-/// Parses and orders every package's SQL, spreading packages over the
-/// available cores; the first error in package order wins, so the result
-/// does not depend on scheduling.
-fn parse_all(packages: &[Package]) -> Result<Vec<Vec<PhasePlan>>> {
-    workspace::parallel_map(packages, package_phases)
-        .into_iter()
-        .collect()
+/// Parses and orders the SQL of the packages `parse` selects (`None` for
+/// the others), spreading packages over the available cores; the first
+/// error in package order wins, so the result does not depend on scheduling.
+fn parse_all(
+    packages: &[Package],
+    parse: &(impl Fn(&Package) -> bool + Sync),
+) -> Result<Vec<Option<Vec<PhasePlan>>>> {
+    workspace::parallel_map(packages, |p| {
+        parse(p).then(|| package_phases(p)).transpose()
+    })
+    .into_iter()
+    .collect()
 }
 
 /// The phases of one package: its files parsed, statements ordered.

@@ -490,6 +490,31 @@ fn a_sql_syntax_error_points_at_file_line_column() {
 }
 
 #[test]
+fn packages_left_out_of_parsing_keep_their_place_but_no_phases() {
+    // Deploy leaves out the packages it finds up to date.
+    let full = plan_of(&example());
+    let workspace = pgpm::workspace::Workspace::load(&example()).unwrap();
+    let partial = plan::plan_selected(workspace, &[], |p| p.manifest.name != "core").unwrap();
+    assert_eq!(order(&partial), order(&full));
+    for (a, b) in partial.packages.iter().zip(&full.packages) {
+        assert_eq!(a.checksum, b.checksum);
+        if a.manifest.name == "core" {
+            assert!(!a.parsed && a.phases.is_empty(), "{}", a.label());
+        } else {
+            assert!(a.parsed, "{}", a.label());
+            let statements = |p: &plan::PackagePlan| -> Vec<String> {
+                p.phases
+                    .iter()
+                    .flat_map(|ph| ph.statements.iter().map(|s| s.sql.clone()))
+                    .collect()
+            };
+            assert_eq!(statements(a), statements(b), "{}", a.label());
+        }
+    }
+    assert!(full.packages.iter().all(|p| p.parsed));
+}
+
+#[test]
 fn duplicate_and_clashing_packages_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let manifest = r#"{ "name": "twin", "version": "1.0.0" }"#;
