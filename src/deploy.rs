@@ -591,7 +591,7 @@ fn prepare_package(
                     }
                     _ => {}
                 }
-                push_batch(out, &label, table.statements.iter());
+                push_batch(out, pkg, table.statements.iter());
                 out.actions.push(Action::Bound {
                     sql: "INSERT INTO _pgpm.table_scripts (package_name, target_schema, file_name, checksum, deployment_id) VALUES ($1, $2, $3, $4, currval(pg_get_serial_sequence('_pgpm.deployments', 'deployment_id'))) ON CONFLICT (package_name, target_schema, file_name) DO UPDATE SET checksum = EXCLUDED.checksum, deployment_id = EXCLUDED.deployment_id, applied_at = now(), applied_by = session_user",
                     params: vec![
@@ -608,7 +608,7 @@ fn prepare_package(
             .statements
             .iter()
             .filter(|s| only_files.is_none_or(|f| f.contains(&s.file)));
-        push_batch(out, &label, statements);
+        push_batch(out, pkg, statements);
     }
 
     // Grants and ownership.
@@ -731,9 +731,11 @@ fn prepare_package(
 }
 
 /// Appends one batch of statements.
+/// Statements' origins name the file as found on disk (the package folder
+/// joined with the file), like every other error that points at a file.
 fn push_batch<'a>(
     out: &mut DeployPlan,
-    package: &str,
+    pkg: &PackagePlan,
     statements: impl Iterator<Item = &'a crate::sql::Statement>,
 ) {
     let mut sql = String::new();
@@ -749,7 +751,7 @@ fn push_batch<'a>(
         origins.push(Origin {
             start,
             len,
-            file: stmt.file.clone(),
+            file: pkg.manifest.dir.join(&stmt.file),
             line: stmt.line,
             column: stmt.column,
         });
@@ -758,7 +760,7 @@ fn push_batch<'a>(
         return;
     }
     out.actions.push(Action::Batch {
-        package: package.to_string(),
+        package: pkg.label(),
         sql,
         origins,
     });
