@@ -219,6 +219,13 @@ pub struct MigrateArgs {
     pub lock: LockArgs,
 }
 
+/// `--mode`: one of the deploy modes, listed in `--help`.
+fn mode_parser() -> impl clap::builder::TypedValueParser<Value = crate::deploy::Mode> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(["safe", "moderate", "unsafe", "overwrite"])
+        .map(|s| s.parse::<crate::deploy::Mode>().expect("a possible value"))
+}
+
 /// Whether a lone positional argument is a connection rather than a directory.
 fn looks_like_conn(arg: &str) -> bool {
     arg.contains('=') || arg.starts_with("postgres://") || arg.starts_with("postgresql://")
@@ -333,10 +340,7 @@ pub struct DeployArgs {
         short,
         long,
         default_value = "safe",
-        value_parser = clap::builder::TypedValueParser::map(
-            clap::builder::PossibleValuesParser::new(["safe", "moderate", "unsafe", "overwrite"]),
-            |s| s.parse::<crate::deploy::Mode>().expect("a possible value"),
-        )
+        value_parser = mode_parser()
     )]
     pub mode: crate::deploy::Mode,
     /// Role to own the package schemas and every object in them
@@ -519,10 +523,7 @@ pub struct SandboxArgs {
         short,
         long,
         default_value = "safe",
-        value_parser = clap::builder::TypedValueParser::map(
-            clap::builder::PossibleValuesParser::new(["safe", "moderate", "unsafe", "overwrite"]),
-            |s| s.parse::<crate::deploy::Mode>().expect("a possible value"),
-        )
+        value_parser = mode_parser()
     )]
     pub mode: crate::deploy::Mode,
 }

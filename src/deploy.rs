@@ -162,6 +162,34 @@ impl Param {
     }
 }
 
+/// The id of the deployment row the running transaction inserted, for
+/// catalog writes that refer to it (a literal, so statements stay `&'static str`).
+macro_rules! deployment_id {
+    () => {
+        "currval(pg_get_serial_sequence('_pgpm.deployments', 'deployment_id'))"
+    };
+}
+pub(crate) use deployment_id;
+
+/// Sets the end time of the deployment row the running transaction inserted.
+pub(crate) fn close_deployment() -> Action {
+    Action::Sql(
+        concat!(
+            "UPDATE _pgpm.deployments SET finished_at = clock_timestamp() WHERE deployment_id = ",
+            deployment_id!()
+        )
+        .into(),
+    )
+}
+
+/// Forgets the table scripts applied to a schema that is being dropped.
+pub(crate) fn forget_table_scripts(schema: &str) -> Action {
+    Action::Bound {
+        sql: "DELETE FROM _pgpm.table_scripts WHERE target_schema = $1",
+        params: vec![Param::text(schema)],
+    }
+}
+
 /// Where a statement of a batch came from.
 #[derive(Debug, Clone)]
 pub struct Origin {
@@ -352,9 +380,7 @@ pub fn prepare(
     }
     out.actions
         .push(Action::Note("close the deployment record".into()));
-    out.actions.push(Action::Sql(
-        "UPDATE _pgpm.deployments SET finished_at = clock_timestamp() WHERE deployment_id = currval(pg_get_serial_sequence('_pgpm.deployments', 'deployment_id'))".into(),
-    ));
+    out.actions.push(close_deployment());
     Ok(out)
 }
 
@@ -493,7 +519,7 @@ fn prepare_package(
                         quote_ident(&renamed)
                     )));
                     out.actions.push(Action::Bound {
-                        sql: "INSERT INTO _pgpm.deployment_packages (deployment_id, package_id, action, detail) SELECT currval(pg_get_serial_sequence('_pgpm.deployments', 'deployment_id')), package_id, 'renamed', $2 FROM _pgpm.packages WHERE schema_name = $1 AND removed_at IS NULL",
+                        sql: concat!("INSERT INTO _pgpm.deployment_packages (deployment_id, package_id, action, detail) SELECT ", deployment_id!(), ", package_id, 'renamed', $2 FROM _pgpm.packages WHERE schema_name = $1 AND removed_at IS NULL"),
                         params: vec![Param::text(schema), Param::text(&renamed)],
                     });
                     out.actions.push(Action::Bound {
@@ -518,17 +544,14 @@ fn prepare_package(
                     out.actions
                         .push(Action::Sql(format!("DROP SCHEMA {q} CASCADE")));
                     out.actions.push(Action::Bound {
-                        sql: "INSERT INTO _pgpm.deployment_packages (deployment_id, package_id, action) SELECT currval(pg_get_serial_sequence('_pgpm.deployments', 'deployment_id')), package_id, 'dropped' FROM _pgpm.packages WHERE schema_name = $1 AND removed_at IS NULL",
+                        sql: concat!("INSERT INTO _pgpm.deployment_packages (deployment_id, package_id, action) SELECT ", deployment_id!(), ", package_id, 'dropped' FROM _pgpm.packages WHERE schema_name = $1 AND removed_at IS NULL"),
                         params: vec![Param::text(schema)],
                     });
                     out.actions.push(Action::Bound {
                         sql: "UPDATE _pgpm.packages SET removed_at = now(), removed_by = session_user WHERE schema_name = $1 AND removed_at IS NULL",
                         params: vec![Param::text(schema)],
                     });
-                    out.actions.push(Action::Bound {
-                        sql: "DELETE FROM _pgpm.table_scripts WHERE target_schema = $1",
-                        params: vec![Param::text(schema)],
-                    });
+                    out.actions.push(forget_table_scripts(schema));
                     fresh_schema = true;
                 }
             }
@@ -593,7 +616,7 @@ fn prepare_package(
                 }
                 push_batch(out, pkg, table.statements.iter());
                 out.actions.push(Action::Bound {
-                    sql: "INSERT INTO _pgpm.table_scripts (package_name, target_schema, file_name, checksum, deployment_id) VALUES ($1, $2, $3, $4, currval(pg_get_serial_sequence('_pgpm.deployments', 'deployment_id'))) ON CONFLICT (package_name, target_schema, file_name) DO UPDATE SET checksum = EXCLUDED.checksum, deployment_id = EXCLUDED.deployment_id, applied_at = now(), applied_by = session_user",
+                    sql: concat!("INSERT INTO _pgpm.table_scripts (package_name, target_schema, file_name, checksum, deployment_id) VALUES ($1, $2, $3, $4, ", deployment_id!(), ") ON CONFLICT (package_name, target_schema, file_name) DO UPDATE SET checksum = EXCLUDED.checksum, deployment_id = EXCLUDED.deployment_id, applied_at = now(), applied_by = session_user"),
                     params: vec![
                         Param::text(name),
                         Param::text(&target),
@@ -641,7 +664,7 @@ fn prepare_package(
         .filter(|(_, n, v, _)| *n == *name && *v == version && !fresh_schema);
     if let Some((id, ..)) = same_row {
         out.actions.push(Action::Bound {
-            sql: "UPDATE _pgpm.packages SET checksum = $2, deployment_id = currval(pg_get_serial_sequence('_pgpm.deployments', 'deployment_id')), deployed_at = now(), deployed_by = session_user, description = $3, license = $4, owner_role = $5 WHERE package_id = $1",
+            sql: concat!("UPDATE _pgpm.packages SET checksum = $2, deployment_id = ", deployment_id!(), ", deployed_at = now(), deployed_by = session_user, description = $3, license = $4, owner_role = $5 WHERE package_id = $1"),
             params: vec![
                 Param::BigInt(*id),
                 Param::text(checksum),
@@ -651,7 +674,7 @@ fn prepare_package(
             ],
         });
         out.actions.push(Action::Bound {
-            sql: "INSERT INTO _pgpm.deployment_packages (deployment_id, package_id, action) VALUES (currval(pg_get_serial_sequence('_pgpm.deployments', 'deployment_id')), $1, $2)",
+            sql: concat!("INSERT INTO _pgpm.deployment_packages (deployment_id, package_id, action) VALUES (", deployment_id!(), ", $1, $2)"),
             params: vec![
                 Param::BigInt(*id),
                 Param::text(if only_files.is_some() { "files" } else { "overwritten" }),
@@ -673,7 +696,7 @@ fn prepare_package(
         }
         let v = &pkg.manifest.version;
         out.actions.push(Action::Bound {
-            sql: "INSERT INTO _pgpm.packages (name, version, v_major, v_minor, v_patch, v_pre, subclass, scope, schema_name, description, license, owner_role, checksum, deployment_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, currval(pg_get_serial_sequence('_pgpm.deployments', 'deployment_id')))",
+            sql: concat!("INSERT INTO _pgpm.packages (name, version, v_major, v_minor, v_patch, v_pre, subclass, scope, schema_name, description, license, owner_role, checksum, deployment_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, ", deployment_id!(), ")"),
             params: vec![
                 Param::text(name),
                 Param::text(&version),
@@ -703,7 +726,7 @@ fn prepare_package(
             });
         }
         out.actions.push(Action::Bound {
-            sql: "INSERT INTO _pgpm.deployment_packages (deployment_id, package_id, action) SELECT currval(pg_get_serial_sequence('_pgpm.deployments', 'deployment_id')), package_id, 'created' FROM _pgpm.packages WHERE name = $1 AND version = $2 AND old_rev IS NULL AND removed_at IS NULL",
+            sql: concat!("INSERT INTO _pgpm.deployment_packages (deployment_id, package_id, action) SELECT ", deployment_id!(), ", package_id, 'created' FROM _pgpm.packages WHERE name = $1 AND version = $2 AND old_rev IS NULL AND removed_at IS NULL"),
             params: vec![Param::text(name), Param::text(&version)],
         });
     }

@@ -76,6 +76,7 @@ fn holder(client: &mut Client) -> Result<(i32, String), postgres::Error> {
            FROM pg_locks l
            LEFT JOIN pg_stat_activity a ON a.pid = l.pid
           WHERE l.locktype = 'advisory' AND l.granted
+            AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
             AND l.classid = ($1::bigint >> 32)::int::oid AND l.objid = ($1::bigint & 4294967295)::oid
             AND l.objsubid = 1",
         &[&LOCK_KEY],

@@ -11,7 +11,9 @@ use std::time::Duration;
 use postgres::{Client, GenericClient};
 
 use crate::db::quote_ident;
-use crate::deploy::{Action, DeployPlan, Param};
+use crate::deploy::{
+    Action, DeployPlan, Param, close_deployment, deployment_id, forget_table_scripts,
+};
 use crate::lock::Locked;
 use crate::{Error, Result, catalog};
 
@@ -181,16 +183,15 @@ pub fn prepare(
         params: vec![Param::BigInt(id)],
     });
     plan.actions.push(Action::Bound {
-        sql: "INSERT INTO _pgpm.deployment_packages (deployment_id, package_id, action) VALUES (currval(pg_get_serial_sequence('_pgpm.deployments', 'deployment_id')), $1, 'removed')",
+        sql: concat!(
+            "INSERT INTO _pgpm.deployment_packages (deployment_id, package_id, action) VALUES (",
+            deployment_id!(),
+            ", $1, 'removed')"
+        ),
         params: vec![Param::BigInt(id)],
     });
-    plan.actions.push(Action::Bound {
-        sql: "DELETE FROM _pgpm.table_scripts WHERE target_schema = $1",
-        params: vec![Param::Text(Some(schema.clone()))],
-    });
-    plan.actions.push(Action::Sql(
-        "UPDATE _pgpm.deployments SET finished_at = clock_timestamp() WHERE deployment_id = currval(pg_get_serial_sequence('_pgpm.deployments', 'deployment_id'))".into(),
-    ));
+    plan.actions.push(forget_table_scripts(&schema));
+    plan.actions.push(close_deployment());
     plan.deployed.push(format!(
         "{} {} (schema {schema})",
         opts.package, opts.version

@@ -12,12 +12,7 @@ use postgres::Client;
 
 /// A database with the catalog and one deployment row to hang packages on.
 fn catalog_db() -> TestDb {
-    let db = TestDb::new();
-    pgpm()
-        .arg("install")
-        .arg(db.conn_string())
-        .assert()
-        .success();
+    let db = TestDb::installed();
     db.exec("INSERT INTO _pgpm.deployments (pgpm_version) VALUES ('test')");
     db
 }

@@ -6,16 +6,6 @@ use std::path::Path;
 
 use common::{TestDb, output, package, pgpm, shop};
 
-fn installed_db() -> TestDb {
-    let db = TestDb::new();
-    pgpm()
-        .arg("install")
-        .arg(db.conn_string())
-        .assert()
-        .success();
-    db
-}
-
 fn deploy(db: &TestDb, path: &Path, args: &[&str]) -> (i32, String, String) {
     output(
         pgpm()
@@ -52,7 +42,7 @@ fn snapshot(db: &TestDb) -> String {
 
 #[test]
 fn deploys_a_package_into_a_versioned_schema() {
-    let db = installed_db();
+    let db = TestDb::installed();
     let ws = tempfile::tempdir().unwrap();
     let dir = shop(ws.path(), "1.0.0");
     let (code, stdout, stderr) =
@@ -90,7 +80,7 @@ fn deploys_a_package_into_a_versioned_schema() {
 
 #[test]
 fn safe_mode_refuses_an_existing_schema_and_changes_nothing() {
-    let db = installed_db();
+    let db = TestDb::installed();
     let ws = tempfile::tempdir().unwrap();
     let dir = shop(ws.path(), "1.0.0");
     assert_eq!(deploy(&db, &dir, &[]).0, 0);
@@ -111,7 +101,7 @@ fn safe_mode_refuses_an_existing_schema_and_changes_nothing() {
 
 #[test]
 fn moderate_mode_renames_to_the_first_free_revision() {
-    let db = installed_db();
+    let db = TestDb::installed();
     let ws = tempfile::tempdir().unwrap();
     let dir = shop(ws.path(), "1.0.0");
     assert_eq!(deploy(&db, &dir, &[]).0, 0);
@@ -150,7 +140,7 @@ fn moderate_mode_renames_to_the_first_free_revision() {
 
 #[test]
 fn unsafe_mode_drops_the_schema_and_says_what_the_cascade_removes() {
-    let db = installed_db();
+    let db = TestDb::installed();
     let ws = tempfile::tempdir().unwrap();
     let dir = shop(ws.path(), "1.0.0");
     assert_eq!(deploy(&db, &dir, &[]).0, 0);
@@ -175,7 +165,7 @@ fn unsafe_mode_drops_the_schema_and_says_what_the_cascade_removes() {
 
 #[test]
 fn overwrite_mode_runs_into_the_existing_schema() {
-    let db = installed_db();
+    let db = TestDb::installed();
     let ws = tempfile::tempdir().unwrap();
     let dir = shop(ws.path(), "1.0.0");
     assert_eq!(deploy(&db, &dir, &[]).0, 0);
@@ -217,7 +207,7 @@ fn overwrite_mode_runs_into_the_existing_schema() {
 
 #[test]
 fn an_unchanged_package_is_up_to_date_unless_forced() {
-    let db = installed_db();
+    let db = TestDb::installed();
     let ws = tempfile::tempdir().unwrap();
     let dir = shop(ws.path(), "1.0.0");
     assert_eq!(deploy(&db, &dir, &[]).0, 0);
@@ -233,7 +223,7 @@ fn an_unchanged_package_is_up_to_date_unless_forced() {
 
 #[test]
 fn a_changed_table_script_is_refused() {
-    let db = installed_db();
+    let db = TestDb::installed();
     let ws = tempfile::tempdir().unwrap();
     let dir = shop(ws.path(), "1.0.0");
     assert_eq!(deploy(&db, &dir, &[]).0, 0);
@@ -261,7 +251,7 @@ fn a_changed_table_script_is_refused() {
 
 #[test]
 fn a_failing_statement_reports_its_file_line_and_column_and_rolls_everything_back() {
-    let db = installed_db();
+    let db = TestDb::installed();
     let ws = tempfile::tempdir().unwrap();
     package(
         ws.path(),
@@ -303,7 +293,7 @@ fn a_failing_statement_reports_its_file_line_and_column_and_rolls_everything_bac
 
 #[test]
 fn a_runtime_error_without_position_still_names_the_statement() {
-    let db = installed_db();
+    let db = TestDb::installed();
     let ws = tempfile::tempdir().unwrap();
     let dir = package(
         ws.path(),
@@ -325,7 +315,7 @@ fn a_runtime_error_without_position_still_names_the_statement() {
 
 #[test]
 fn dry_run_prints_the_sql_and_changes_nothing() {
-    let db = installed_db();
+    let db = TestDb::installed();
     let ws = tempfile::tempdir().unwrap();
     let dir = shop(ws.path(), "1.0.0");
     assert_eq!(deploy(&db, &dir, &[]).0, 0);
@@ -365,7 +355,7 @@ fn dry_run_prints_the_sql_and_changes_nothing() {
 
 #[test]
 fn usage_roles_can_call_but_not_create_and_others_cannot_use() {
-    let db = installed_db();
+    let db = TestDb::installed();
     let user = format!("{}_App User\"s", db.name);
     let other = format!("{}_Other", db.name);
     db.exec(&format!(
@@ -416,7 +406,7 @@ fn usage_roles_can_call_but_not_create_and_others_cannot_use() {
 
 #[test]
 fn owner_becomes_owner_of_the_schema_and_its_objects() {
-    let db = installed_db();
+    let db = TestDb::installed();
     let owner = format!("{}_Owner Role", db.name);
     db.exec(&format!("CREATE ROLE {}", pgpm::db::quote_ident(&owner)));
     let ws = tempfile::tempdir().unwrap();
@@ -435,7 +425,7 @@ fn owner_becomes_owner_of_the_schema_and_its_objects() {
 
 #[test]
 fn unknown_roles_are_refused_before_anything_runs() {
-    let db = installed_db();
+    let db = TestDb::installed();
     let ws = tempfile::tempdir().unwrap();
     let dir = shop(ws.path(), "1.0.0");
     let before = snapshot(&db);
@@ -450,7 +440,7 @@ fn unknown_roles_are_refused_before_anything_runs() {
 
 #[test]
 fn file_option_redeploys_only_that_file() {
-    let db = installed_db();
+    let db = TestDb::installed();
     let ws = tempfile::tempdir().unwrap();
     let dir = shop(ws.path(), "1.0.0");
     assert_eq!(deploy(&db, &dir, &[]).0, 0);
@@ -475,7 +465,7 @@ fn file_option_redeploys_only_that_file() {
 
 #[test]
 fn two_deploys_at_once_serialise() {
-    let db = installed_db();
+    let db = TestDb::installed();
     let ws = tempfile::tempdir().unwrap();
     let dir = shop(ws.path(), "1.0.0");
     let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
@@ -507,7 +497,7 @@ fn two_deploys_at_once_serialise() {
 
 #[test]
 fn lock_timeout_names_the_holder() {
-    let db = installed_db();
+    let db = TestDb::installed();
     let mut holder = db.connect();
     holder
         .execute("SELECT pg_advisory_lock($1)", &[&pgpm::lock::LOCK_KEY])
@@ -525,7 +515,7 @@ fn lock_timeout_names_the_holder() {
 
 #[test]
 fn deploy_notifies_listeners_at_commit() {
-    let db = installed_db();
+    let db = TestDb::installed();
     let mut listener = db.connect();
     listener
         .batch_execute("LISTEN pgpm_deploy; LISTEN \"deployment_events$$shop\";")
@@ -566,7 +556,7 @@ fn deploy_refuses_a_database_without_the_catalog() {
 
 #[test]
 fn deploys_the_example_workspace_side_by_side() {
-    let db = installed_db();
+    let db = TestDb::installed();
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("packages-example");
     let (code, stdout, stderr) = deploy(&db, &example, &[]);
     assert_eq!(code, 0, "{stdout}{stderr}");
@@ -591,7 +581,7 @@ fn deploys_the_example_workspace_side_by_side() {
 
 #[test]
 fn a_long_package_name_deploys_and_its_listeners_hear_it() {
-    let db = installed_db();
+    let db = TestDb::installed();
     let name = "a_package_name_that_is_long_enough_to_overflow_a_channel";
     let ws = tempfile::tempdir().unwrap();
     let dir = package(

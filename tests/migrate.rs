@@ -16,17 +16,6 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// A fresh database with the catalog installed.
-fn installed_db() -> TestDb {
-    let db = TestDb::new();
-    pgpm()
-        .arg("install")
-        .arg(db.conn_string())
-        .assert()
-        .success();
-    db
-}
-
 /// Runs `pgpm migrate CONN DIR ARGS...` and returns (code, stdout, stderr).
 fn migrate(db: &TestDb, dir: &Path, args: &[&str]) -> (i32, String, String) {
     output(
@@ -78,7 +67,7 @@ fn lines(stdout: &str) -> Vec<String> {
 
 #[test]
 fn a_plain_run_applies_the_first_group_only() {
-    let db = installed_db();
+    let db = TestDb::installed();
     let dir = fixture("patches-mixed");
     let (code, stdout, stderr) = migrate(&db, &dir, &[]);
     assert_eq!(code, 0, "{stderr}");
@@ -112,7 +101,7 @@ fn a_plain_run_applies_the_first_group_only() {
 
 #[test]
 fn all_applies_group_after_group_until_nothing_is_pending() {
-    let db = installed_db();
+    let db = TestDb::installed();
     let (code, stdout, stderr) = migrate(&db, &fixture("patches-mixed"), &["--all"]);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(
@@ -142,7 +131,7 @@ fn all_applies_group_after_group_until_nothing_is_pending() {
 
 #[test]
 fn one_applies_a_single_patch_and_wins_over_all() {
-    let db = installed_db();
+    let db = TestDb::installed();
     let (code, stdout, _) = migrate(&db, &fixture("patches-mixed"), &["--all", "-1"]);
     assert_eq!(code, 0);
     assert_eq!(
@@ -159,7 +148,7 @@ fn one_applies_a_single_patch_and_wins_over_all() {
 
 #[test]
 fn type_limits_what_runs_and_a_first_patch_of_another_type_fails() {
-    let db = installed_db();
+    let db = TestDb::installed();
     let dir = fixture("patches-mixed");
     let (code, stdout, stderr) = migrate(&db, &dir, &["--type", "concurrent"]);
     assert_eq!(code, 1, "{stdout}");
@@ -197,7 +186,7 @@ fn type_limits_what_runs_and_a_first_patch_of_another_type_fails() {
 
 #[test]
 fn patches_are_ordered_by_their_numbers() {
-    let db = installed_db();
+    let db = TestDb::installed();
     let (code, stdout, stderr) = migrate(&db, &fixture("patches-sorting"), &[]);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(stdout.lines().count(), 7, "{stdout}");
@@ -216,7 +205,7 @@ fn patches_are_ordered_by_their_numbers() {
 
 #[test]
 fn dry_run_checks_against_the_database_and_leaves_nothing_behind() {
-    let db = installed_db();
+    let db = TestDb::installed();
     let (code, stdout, stderr) = migrate(&db, &fixture("patches-mixed"), &["--dry-run", "--all"]);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(
@@ -242,7 +231,7 @@ fn dry_run_checks_against_the_database_and_leaves_nothing_behind() {
 
 #[test]
 fn a_failure_in_a_std_group_leaves_none_of_the_group_applied() {
-    let db = installed_db();
+    let db = TestDb::installed();
     let dir = fixture("patches-std-failure");
     let (code, stdout, stderr) = migrate(&db, &dir, &["--all"]);
     assert_eq!(code, 1, "{stdout}");
@@ -271,7 +260,7 @@ fn a_failure_in_a_std_group_leaves_none_of_the_group_applied() {
 
 #[test]
 fn a_failure_without_a_position_is_traced_to_its_statement() {
-    let db = installed_db();
+    let db = TestDb::installed();
     let dir = fixture("patches-std-runtime-failure");
     let (code, _, stderr) = migrate(&db, &dir, &[]);
     assert_eq!(code, 1);
@@ -287,7 +276,7 @@ fn a_failure_without_a_position_is_traced_to_its_statement() {
 
 #[test]
 fn create_index_concurrently_runs_in_a_concurrent_patch() {
-    let db = installed_db();
+    let db = TestDb::installed();
     let (code, stdout, stderr) = migrate(&db, &fixture("patches-concurrent"), &["--all"]);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(
@@ -317,7 +306,7 @@ fn concurrent_patches_do_not_wait_for_their_own_history_transaction() {
     // keep a snapshot that CREATE INDEX CONCURRENTLY waits for, forever (the
     // statement timeout turns such a hang into a failure); and it sits idle
     // longer than the idle timeout while the index builds.
-    let db = installed_db();
+    let db = TestDb::installed();
     db.exec(&format!(
         "ALTER DATABASE {0} SET default_transaction_isolation = 'repeatable read';
          ALTER DATABASE {0} SET statement_timeout = '20s';
@@ -340,7 +329,7 @@ fn concurrent_patches_do_not_wait_for_their_own_history_transaction() {
 
 #[test]
 fn a_failed_concurrent_patch_names_what_needs_cleaning_up() {
-    let db = installed_db();
+    let db = TestDb::installed();
     let dir = fixture("patches-concurrent-failure");
     let (code, stdout, stderr) = migrate(&db, &dir, &["--all"]);
     assert_eq!(code, 1, "{stderr}");
@@ -382,7 +371,7 @@ fn copy_fixture(name: &str) -> tempfile::TempDir {
 
 #[test]
 fn a_changed_applied_patch_is_an_error_and_a_missing_one_a_warning() {
-    let db = installed_db();
+    let db = TestDb::installed();
     let tmp = copy_fixture("patches-mixed");
     let dir = tmp.path();
     migrate(&db, dir, &[]);
@@ -421,7 +410,7 @@ fn a_changed_applied_patch_is_an_error_and_a_missing_one_a_warning() {
 
 #[test]
 fn two_runs_at_once_apply_every_patch_exactly_once() {
-    let db = installed_db();
+    let db = TestDb::installed();
     let runs: Vec<_> = (0..2)
         .map(|_| {
             let conn = db.conn_string();
@@ -457,7 +446,7 @@ fn two_runs_at_once_apply_every_patch_exactly_once() {
 
 #[test]
 fn a_misnamed_patch_is_reported_not_skipped() {
-    let db = installed_db();
+    let db = TestDb::installed();
     let dir = fixture("patches-bad-name");
     let (code, _, stderr) = migrate(&db, &dir, &[]);
     assert_eq!(code, 1);
@@ -477,7 +466,7 @@ fn migrate_needs_the_catalog_and_an_existing_directory() {
     let (code, _, stderr) = migrate(&db, &fixture("patches-mixed"), &[]);
     assert_eq!(code, 1);
     assert!(stderr.contains("pgpm install"), "{stderr}");
-    let db = installed_db();
+    let db = TestDb::installed();
     let (code, _, stderr) = migrate(&db, &fixture("no-such-folder"), &[]);
     assert_eq!(code, 1);
     assert!(stderr.contains("no-such-folder does not exist"), "{stderr}");
@@ -485,7 +474,7 @@ fn migrate_needs_the_catalog_and_an_existing_directory() {
 
 #[test]
 fn a_lone_directory_argument_is_the_directory() {
-    let db = installed_db();
+    let db = TestDb::installed();
     let (code, stdout, stderr) = output(
         pgpm()
             .arg("migrate")
@@ -514,7 +503,7 @@ fn a_lone_directory_argument_is_the_directory() {
 
 #[test]
 fn the_example_workspace_patches_apply_to_an_empty_database() {
-    let db = installed_db();
+    let db = TestDb::installed();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("packages-example/patches");
     let (code, stdout, stderr) = migrate(&db, &dir, &["--all"]);
     assert_eq!(code, 0, "{stderr}");

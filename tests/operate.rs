@@ -6,16 +6,6 @@ use std::path::Path;
 
 use common::{TestDb, output, package, pgpm, shop};
 
-fn installed_db() -> TestDb {
-    let db = TestDb::new();
-    pgpm()
-        .arg("install")
-        .arg(db.conn_string())
-        .assert()
-        .success();
-    db
-}
-
 fn run(db: &TestDb, args: &[&str]) -> (i32, String, String) {
     let mut cmd = pgpm();
     cmd.arg(args[0]).arg(db.conn_string()).args(&args[1..]);
@@ -50,7 +40,7 @@ fn deployed_shop(db: &TestDb, ws: &Path) {
 
 #[test]
 fn status_lists_packages_revisions_and_pending_patches() {
-    let db = installed_db();
+    let db = TestDb::installed();
     let ws = tempfile::tempdir().unwrap();
     deployed_shop(&db, ws.path());
     let patches = ws.path().join("patches");
@@ -118,7 +108,7 @@ fn status_lists_packages_revisions_and_pending_patches() {
 
 #[test]
 fn status_warns_when_the_server_major_version_changed_since_the_last_deploy() {
-    let db = installed_db();
+    let db = TestDb::installed();
     let ws = tempfile::tempdir().unwrap();
     let dir = shop(ws.path(), "1.0.0");
     let mut cmd = pgpm();
@@ -148,7 +138,7 @@ fn status_refuses_a_database_without_the_catalog() {
 
 #[test]
 fn remove_drops_a_version_or_one_old_revision() {
-    let db = installed_db();
+    let db = TestDb::installed();
     let ws = tempfile::tempdir().unwrap();
     // Without tables, so no --force is needed.
     let dir = package(
@@ -206,7 +196,7 @@ fn remove_drops_a_version_or_one_old_revision() {
 
 #[test]
 fn remove_refuses_tables_unless_forced() {
-    let db = installed_db();
+    let db = TestDb::installed();
     let ws = tempfile::tempdir().unwrap();
     let dir = shop(ws.path(), "1.0.0");
     let mut cmd = pgpm();
@@ -225,7 +215,7 @@ fn remove_refuses_tables_unless_forced() {
 
 #[test]
 fn remove_refuses_a_version_other_packages_depend_on() {
-    let db = installed_db();
+    let db = TestDb::installed();
     let ws = tempfile::tempdir().unwrap();
     package(
         ws.path(),
@@ -263,7 +253,7 @@ fn remove_refuses_a_version_other_packages_depend_on() {
 
 #[test]
 fn remove_refuses_a_schema_a_session_selected() {
-    let db = installed_db();
+    let db = TestDb::installed();
     let ws = tempfile::tempdir().unwrap();
     let dir = package(
         ws.path(),

@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::{TestDb, pgpm};
+use common::TestDb;
 use semver::{Prerelease, Version};
 
 /// A 64-bit linear congruential generator (Knuth's MMIX constants).
@@ -159,16 +159,6 @@ impl Near<'_> {
     }
 }
 
-fn installed_db() -> TestDb {
-    let db = TestDb::new();
-    pgpm()
-        .arg("install")
-        .arg(db.conn_string())
-        .assert()
-        .success();
-    db
-}
-
 #[test]
 fn sql_matcher_agrees_with_the_semver_crate() {
     const PAIRS: usize = 4000;
@@ -196,7 +186,7 @@ fn sql_matcher_agrees_with_the_semver_crate() {
         })
         .collect();
 
-    let db = installed_db();
+    let db = TestDb::installed();
     let int = |f: fn(&Version) -> u64| versions.iter().map(|v| f(v) as i32).collect::<Vec<_>>();
     let (majors, minors, patches) = (int(|v| v.major), int(|v| v.minor), int(|v| v.patch));
     let pres: Vec<&str> = versions.iter().map(|v| v.pre.as_str()).collect();
@@ -251,7 +241,7 @@ fn sql_precedence_agrees_with_the_semver_crate() {
     versions.sort();
     versions.dedup();
     let texts: Vec<String> = versions.iter().map(Version::to_string).collect();
-    let db = installed_db();
+    let db = TestDb::installed();
     // Shuffled in, sorted by the SQL key: the same order as semver's Ord.
     let mut shuffled = texts.clone();
     for i in (1..shuffled.len()).rev() {
@@ -374,7 +364,7 @@ fn sql_parser_accepts_and_refuses_what_pgpm_does() {
         .map(|t| pgpm::resolve::parse_requirement(t).is_ok())
         .collect();
 
-    let db = installed_db();
+    let db = TestDb::installed();
     let mut client = db.connect();
     client
         .batch_execute(

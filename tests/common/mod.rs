@@ -187,6 +187,13 @@ impl TestDb {
         TestDb { name, info }
     }
 
+    /// A fresh database with pgpm's catalog installed by the binary.
+    pub fn installed() -> TestDb {
+        let db = TestDb::new();
+        pgpm().arg("install").arg(db.conn_string()).assert().success();
+        db
+    }
+
     pub fn connect(&self) -> postgres::Client {
         self.info.connect().expect("connect to test database")
     }
