@@ -27,7 +27,7 @@ use crate::manifest::Manifest;
 pub use crate::manifest::Phase;
 pub use crate::resolve::{Deployed, ResolvedDependency};
 use crate::sql::{self, Statement, StatementKind};
-use crate::workspace::{self, Package, Workspace};
+use crate::workspace::{self, Package, SourceFile, Workspace};
 use crate::{Error, Result};
 
 /// What a deploy of a workspace would do.
@@ -178,33 +178,64 @@ pub fn plan_selected(
 }
 
 /// Parses and orders the SQL of the packages `parse` selects (`None` for
-/// the others), spreading packages over the available cores; the first
-/// error in package order wins, so the result does not depend on scheduling.
+/// the others). The files of all of them are parsed together on every
+/// available core, so one large package spreads as well as many small
+/// ones; then each package's statements are ordered. The first error in
+/// package order (and file order within a package) wins, so the result does
+/// not depend on scheduling.
 fn parse_all(
     packages: &[Package],
     parse: &(impl Fn(&Package) -> bool + Sync),
 ) -> Result<Vec<Option<Vec<PhasePlan>>>> {
-    workspace::parallel_map(packages, |p| {
-        parse(p).then(|| package_phases(p)).transpose()
+    let selected: Vec<bool> = packages.iter().map(parse).collect();
+    let files: Vec<(&Package, &SourceFile)> = packages
+        .iter()
+        .zip(&selected)
+        .filter(|(_, selected)| **selected)
+        .flat_map(|(package, _)| package.files.iter().map(move |file| (package, file)))
+        .collect();
+    let mut parsed = workspace::parallel_map(&files, |(package, file)| {
+        sql::parse_file(&package.manifest.dir.join(&file.path), &file.text)
     })
-    .into_iter()
-    .collect()
+    .into_iter();
+    packages
+        .iter()
+        .zip(selected)
+        .map(|(package, selected)| {
+            if !selected {
+                return Ok(None);
+            }
+            let files = parsed
+                .by_ref()
+                .take(package.files.len())
+                .map(Some)
+                .collect();
+            package_phases(package, files).map(Some)
+        })
+        .collect()
 }
 
-/// The phases of one package: its files parsed, statements ordered.
+/// The phases of one package: its files' statements (`parsed[i]` is what
+/// [`sql::parse_file`] made of `package.files[i]`), ordered.
 ///
 /// Files are parsed under their path as found on disk (the package folder
 /// joined with the relative path), so syntax and cycle errors point at a
 /// file the user can open; the planned statements then carry the path
 /// relative to the package folder.
-fn package_phases(package: &Package) -> Result<Vec<PhasePlan>> {
+fn package_phases(
+    package: &Package,
+    mut parsed: Vec<Option<std::result::Result<Vec<Statement>, sql::SqlError>>>,
+) -> Result<Vec<PhasePlan>> {
     let dir = &package.manifest.dir;
     let mut phases = Vec::new();
     for phase in Phase::ALL {
         let mut statements = Vec::new();
         let mut files = Vec::new();
-        for file in package.files(phase) {
-            let parsed = sql::parse_file(&dir.join(&file.path), &file.text)?;
+        for (index, file) in package.files.iter().enumerate() {
+            if file.phase != phase {
+                continue;
+            }
+            let parsed = parsed[index].take().expect("each file once")?;
             let start = statements.len();
             statements.extend(parsed);
             files.push(PackageFile {
