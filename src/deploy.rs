@@ -487,15 +487,30 @@ fn prepare_package(
     opts: &DeployOptions,
     out: &mut DeployPlan,
 ) -> Result<()> {
-    let label = label(pkg);
-    let name = &pkg.manifest.name;
-    let version = pkg.manifest.version.to_string();
-    let target = pkg.schema.clone().unwrap_or_default();
     let mode = if only_files.is_some() {
         Mode::Overwrite
     } else {
         opts.mode
     };
+    let fresh_schema = schema_actions(client, pkg, existing, mode, out)?;
+    statement_actions(client, pkg, fresh_schema, mode, only_files, out)?;
+    grant_actions(pkg, opts, out);
+    catalog_actions(pkg, existing, fresh_schema, only_files, opts, out);
+    notify_action(pkg, mode, out);
+    Ok(())
+}
+
+/// What happens to the package's schema: rename, drop, create, and the
+/// `search_path` its statements run with. Returns whether the schema is
+/// created in this deploy (and so gets all its table scripts).
+fn schema_actions(
+    client: &mut impl GenericClient,
+    pkg: &PackagePlan,
+    existing: &Existing,
+    mode: Mode,
+    out: &mut DeployPlan,
+) -> Result<bool> {
+    let label = label(pkg);
     // A schema created in this deploy gets all its table scripts run.
     let mut fresh_schema = !existing.exists;
 
@@ -531,7 +546,7 @@ fn prepare_package(
                         params: vec![Param::text(schema), Param::text(&renamed)],
                     });
                     out.warnings.push(format!(
-                        "{label}: renamed the existing schema {schema} to {renamed}"
+                        "{label}: the existing schema {schema} is kept as old revision {renamed}"
                     ));
                     fresh_schema = true;
                 }
@@ -577,7 +592,21 @@ fn prepare_package(
         out.actions
             .push(Action::Sql("SET LOCAL search_path TO DEFAULT".into()));
     }
+    Ok(fresh_schema)
+}
 
+/// The package's statements, phase by phase; table scripts only when not
+/// applied to this schema yet (a changed one is an error).
+fn statement_actions(
+    client: &mut impl GenericClient,
+    pkg: &PackagePlan,
+    fresh_schema: bool,
+    mode: Mode,
+    only_files: Option<&BTreeSet<PathBuf>>,
+    out: &mut DeployPlan,
+) -> Result<()> {
+    let name = &pkg.manifest.name;
+    let target = pkg.schema.clone().unwrap_or_default();
     // Table scripts: once per package, target schema and file.
     let applied: HashMap<PathBuf, (String, String)> = if fresh_schema {
         HashMap::new()
@@ -605,7 +634,7 @@ fn prepare_package(
                     Some((sum, _)) if sum == table.checksum && !rerun => continue,
                     Some((_, applied_at)) if !rerun && mode != Mode::Unsafe => {
                         return Err(DeployError::TableScriptChanged {
-                            package: label,
+                            package: label(pkg),
                             schema: target,
                             file: table.path.to_path_buf(),
                             applied_at: applied_at.clone(),
@@ -633,8 +662,11 @@ fn prepare_package(
             .filter(|s| only_files.is_none_or(|f| f.contains(&s.file)));
         push_batch(out, pkg, statements);
     }
+    Ok(())
+}
 
-    // Grants and ownership.
+/// Usage grants and ownership of the package's schema.
+fn grant_actions(pkg: &PackagePlan, opts: &DeployOptions, out: &mut DeployPlan) {
     if let Some(schema) = &pkg.schema {
         let usage: BTreeSet<&String> = opts.usage.iter().chain(&pkg.manifest.usage_roles).collect();
         for role in usage {
@@ -650,8 +682,21 @@ fn prepare_package(
             });
         }
     }
+}
 
-    // Catalog rows.
+/// The package's catalog rows: the package, its dependencies, what this
+/// deployment did to it.
+fn catalog_actions(
+    pkg: &PackagePlan,
+    existing: &Existing,
+    fresh_schema: bool,
+    only_files: Option<&BTreeSet<PathBuf>>,
+    opts: &DeployOptions,
+    out: &mut DeployPlan,
+) {
+    let name = &pkg.manifest.name;
+    let version = pkg.manifest.version.to_string();
+    let target = pkg.schema.clone().unwrap_or_default();
     let checksum = if only_files.is_some() {
         // Only part of the package is deployed: never "up to date" afterwards.
         format!("partial:{}", pkg.checksum)
@@ -730,8 +775,13 @@ fn prepare_package(
             params: vec![Param::text(name), Param::text(&version)],
         });
     }
+}
 
-    // Clients that selected a version hear about the new one at commit.
+/// Clients that selected a version hear about the new one at commit.
+fn notify_action(pkg: &PackagePlan, mode: Mode, out: &mut DeployPlan) {
+    let label = label(pkg);
+    let name = &pkg.manifest.name;
+    let version = pkg.manifest.version.to_string();
     let payload = serde_json::json!({
         "package": name,
         "version": version,
@@ -750,7 +800,6 @@ fn prepare_package(
         "{label} -> {}",
         pkg.schema.as_deref().unwrap_or("(database scope)")
     ));
-    Ok(())
 }
 
 /// Appends one batch of statements.

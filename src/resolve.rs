@@ -35,6 +35,10 @@ pub enum SemverError {
     )]
     BuildMetadata { text: String },
     #[error(
+        "version \"{text}\" has a number over 2147483647, more than the catalog (and PostgreSQL's integer) holds"
+    )]
+    TooLarge { text: String },
+    #[error(
         "\"{text}\" is not a version requirement: write a Cargo-style range like ^1.2 or >=1.4, <2 (or the old forms 01_02_xx, >01_02_03, x)"
     )]
     Requirement { text: String },
@@ -44,6 +48,17 @@ pub enum SemverError {
 /// ancestor's `01_04_00`. Build metadata is refused.
 pub fn parse_version(text: &str) -> Result<Version, SemverError> {
     let text = text.trim();
+    let version = parse_version_unbounded(text)?;
+    let max = i32::MAX as u64;
+    if version.major > max || version.minor > max || version.patch > max {
+        return Err(SemverError::TooLarge {
+            text: text.to_string(),
+        });
+    }
+    Ok(version)
+}
+
+fn parse_version_unbounded(text: &str) -> Result<Version, SemverError> {
     match Version::parse(text) {
         Ok(v) if !v.build.is_empty() => Err(SemverError::BuildMetadata {
             text: text.to_string(),
@@ -456,6 +471,20 @@ fn cycle_error(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn versions_must_fit_the_catalog() {
+        assert!(parse_version("2147483647.0.0").is_ok());
+        assert!(matches!(
+            parse_version("2147483648.0.0"),
+            Err(SemverError::TooLarge { .. })
+        ));
+        assert!(matches!(
+            parse_version("1_0_99999999999"),
+            Err(SemverError::TooLarge { .. })
+        ));
+    }
+
     use super::*;
 
     fn req(text: &str) -> VersionReq {

@@ -190,7 +190,11 @@ impl TestDb {
     /// A fresh database with pgpm's catalog installed by the binary.
     pub fn installed() -> TestDb {
         let db = TestDb::new();
-        pgpm().arg("install").arg(db.conn_string()).assert().success();
+        pgpm()
+            .arg("install")
+            .arg(db.conn_string())
+            .assert()
+            .success();
         db
     }
 
