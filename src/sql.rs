@@ -242,7 +242,7 @@ pub fn parse_file(path: &Path, text: &str) -> Result<Vec<Statement>, SqlError> {
             file: path.to_owned(),
             line,
             column,
-            message: format!("{}{}", error.message(), near(text, offset)),
+            message: format!("{}{}", readable(error.message()), near(text, offset)),
         });
     }
     let mut statements = Vec::new();
@@ -310,6 +310,33 @@ impl LineIndex {
         }
         (line, text[start..offset].chars().count() + 1)
     }
+}
+
+/// The parser names tokens by their kind (`expected R_PAREN`, `AS_KW`);
+/// a user reads `expected ")"` and `AS` better.
+fn readable(message: &str) -> String {
+    let token = |word: &str| -> Option<String> {
+        let punctuation = match word {
+            "L_PAREN" => "(",
+            "R_PAREN" => ")",
+            "L_BRACK" => "[",
+            "R_BRACK" => "]",
+            "SEMICOLON" => ";",
+            "COMMA" => ",",
+            "DOT" => ".",
+            "COLON" => ":",
+            "EQ" => "=",
+            "STAR" => "*",
+            "IDENT" => return Some("an identifier".into()),
+            _ => return word.strip_suffix("_KW").map(|kw| format!("\"{kw}\"")),
+        };
+        Some(format!("\"{punctuation}\""))
+    };
+    message
+        .split(' ')
+        .map(|word| token(word).unwrap_or_else(|| word.to_string()))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// ` (at or near "word")` for an error message, like PostgreSQL says it.
@@ -1243,7 +1270,7 @@ select 3 -- no semicolon at the end
         assert_eq!((*line, *column), (3, 22));
         assert_eq!(
             err.to_string(),
-            "pkg/tables.sql:3:22: syntax error: expected R_PAREN (at or near \";\")"
+            "pkg/tables.sql:3:22: syntax error: expected \")\" (at or near \";\")"
         );
     }
 
@@ -1280,7 +1307,7 @@ select 3 -- no semicolon at the end
         let err = parse_file(Path::new("t.sql"), "create table t (\n  a int").unwrap_err();
         assert_eq!(
             err.to_string(),
-            "t.sql:2:8: syntax error: expected R_PAREN (at end of input)"
+            "t.sql:2:8: syntax error: expected \")\" (at end of input)"
         );
     }
 
