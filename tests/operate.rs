@@ -352,3 +352,38 @@ fn sandbox_starts_is_reused_and_stops() {
     let (_, stdout, _) = sandbox(&["--stop"]);
     assert_eq!(stdout.trim(), "the sandbox is not running");
 }
+
+#[test]
+fn a_session_that_selected_a_version_hears_a_later_deploy() {
+    let db = TestDb::installed();
+    let ws = tempfile::tempdir().unwrap();
+    let deploy = |dir: &Path| {
+        let mut cmd = pgpm();
+        cmd.arg("deploy").arg(db.conn_string()).arg(dir);
+        let (code, _, stderr) = output(cmd.assert());
+        assert_eq!(code, 0, "{stderr}");
+    };
+    deploy(&shop(ws.path(), "1.0.0"));
+    let mut app = db.connect();
+    let selected = pgpm::client::select_version(&mut app, "shop", "^1").unwrap();
+    assert_eq!(selected.version.to_string(), "1.0.0");
+    assert_eq!(selected.search_path, "shop_1_0_0, public");
+
+    deploy(&shop(ws.path(), "1.1.0"));
+    let pending = pgpm::client::take_pending(&mut app).unwrap();
+    assert_eq!(pending.events.len(), 1, "{pending:?}");
+    let event = &pending.events[0];
+    assert_eq!(
+        (
+            event.package.as_str(),
+            event.version.to_string(),
+            event.schema.as_deref()
+        ),
+        ("shop", "1.1.0".to_string(), Some("shop_1_1_0"))
+    );
+    // Selecting again moves the session to the new version.
+    let selected = pgpm::client::select_version(&mut app, "shop", "^1").unwrap();
+    assert_eq!(selected.schema.as_deref(), Some("shop_1_1_0"));
+    let v: String = app.query_one("SELECT api_version()", &[]).unwrap().get(0);
+    assert_eq!(v, "1.1.0");
+}
