@@ -18,6 +18,7 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use postgres::GenericClient;
 use serde::Serialize;
@@ -178,9 +179,9 @@ pub fn plan_selected(
 }
 
 /// Parses and orders the SQL of the packages `parse` selects (`None` for
-/// the others). The files of all of them are parsed together on every
-/// available core, so one large package spreads as well as many small
-/// ones; then each package's statements are ordered. The first error in
+/// the others), in two passes over every available core: the files of all
+/// of them together, so one large package spreads as well as many small
+/// ones, then each package's statements are ordered. The first error in
 /// package order (and file order within a package) wins, so the result does
 /// not depend on scheduling.
 fn parse_all(
@@ -198,21 +199,30 @@ fn parse_all(
         sql::parse_file(&package.manifest.dir.join(&file.path), &file.text)
     })
     .into_iter();
-    packages
+    // Each package's parsed files, taken (once) by the thread that orders them.
+    type Parsed = Vec<Option<std::result::Result<Vec<Statement>, sql::SqlError>>>;
+    let work: Vec<(&Package, Mutex<Option<Parsed>>)> = packages
         .iter()
         .zip(selected)
         .map(|(package, selected)| {
-            if !selected {
-                return Ok(None);
-            }
-            let files = parsed
-                .by_ref()
-                .take(package.files.len())
-                .map(Some)
-                .collect();
-            package_phases(package, files).map(Some)
+            let files = selected.then(|| {
+                parsed
+                    .by_ref()
+                    .take(package.files.len())
+                    .map(Some)
+                    .collect()
+            });
+            (package, Mutex::new(files))
         })
-        .collect()
+        .collect();
+    workspace::parallel_map(&work, |(package, files)| {
+        let files = files.lock().expect("not poisoned").take();
+        files
+            .map(|files| package_phases(package, files))
+            .transpose()
+    })
+    .into_iter()
+    .collect()
 }
 
 /// The phases of one package: its files' statements (`parsed[i]` is what
