@@ -423,9 +423,11 @@ impl Tools {
                 .current_dir(project)
                 .env("SQITCH_FULLNAME", "Bench")
                 .env("SQITCH_EMAIL", "bench@example.com")
-                // Sqitch runs psql for each change; only the URI says where.
+                // Sqitch runs psql for each change; only the URI says where,
+                // and no TLS, like every other tool here.
                 .env_remove("PGDATABASE")
-                .env_remove("PGHOST"),
+                .env_remove("PGHOST")
+                .env("PGSSLMODE", "disable"),
         )?;
         Ok(took)
     }
