@@ -181,9 +181,7 @@ pub fn install(client: &mut Client, opts: &InstallOptions) -> Result<InstallOutc
         client,
         opts.lock_timeout.unwrap_or(crate::lock::DEFAULT_TIMEOUT),
     )?;
-    let mut tx = client
-        .transaction()
-        .map_err(Error::db("cannot begin a transaction"))?;
+    let mut tx = client.begin()?;
     let outcome = match state(&mut tx)? {
         State::Foreign => return Err(CatalogError::Foreign.into()),
         State::Installed(v) if v > CURRENT_VERSION => {
@@ -288,9 +286,7 @@ pub fn uninstall(
     lock_timeout: Option<Duration>,
 ) -> Result<UninstallOutcome> {
     let mut client = Locked::acquire(client, lock_timeout.unwrap_or(crate::lock::DEFAULT_TIMEOUT))?;
-    let mut tx = client
-        .transaction()
-        .map_err(Error::db("cannot begin a transaction"))?;
+    let mut tx = client.begin()?;
     match state(&mut tx)? {
         State::Absent => return Ok(UninstallOutcome::NotInstalled),
         State::Foreign => return Err(CatalogError::Foreign.into()),

@@ -1012,9 +1012,7 @@ pub fn deploy(
         client,
         opts.lock_timeout.unwrap_or(crate::lock::DEFAULT_TIMEOUT),
     )?;
-    let mut tx = client
-        .transaction()
-        .map_err(Error::db("cannot begin a transaction"))?;
+    let mut tx = client.begin()?;
     catalog::require_current(&mut tx)?;
     let deployed = crate::resolve::Deployed::read_current(&mut tx)?;
     // Packages whose content is deployed already are not parsed: parsing is

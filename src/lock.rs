@@ -65,6 +65,15 @@ impl<'a> Locked<'a> {
     }
 }
 
+impl Locked<'_> {
+    /// Begins the transaction a change runs in, on the locked connection.
+    pub fn begin(&mut self) -> crate::Result<postgres::Transaction<'_>> {
+        self.client
+            .transaction()
+            .map_err(crate::Error::db("cannot begin a transaction"))
+    }
+}
+
 /// Who holds the lock and since when, from `pg_locks` and `pg_stat_activity`.
 fn holder(client: &mut Client) -> Result<(i32, String), postgres::Error> {
     let row = client.query_opt(

@@ -778,9 +778,7 @@ pub fn execute(
     on: &mut dyn FnMut(Event<'_>),
 ) -> Result<()> {
     if dry_run {
-        let mut tx = client
-            .transaction()
-            .map_err(Error::db("cannot begin a transaction"))?;
+        let mut tx = client.begin()?;
         for group in &plan.groups {
             if group.kind.transactional() {
                 let took = run_group(&mut tx, group)?;
@@ -803,9 +801,7 @@ pub fn execute(
     let mut second: Option<Client> = None;
     for group in &plan.groups {
         if group.kind.transactional() {
-            let mut tx = client
-                .transaction()
-                .map_err(Error::db("cannot begin a transaction"))?;
+            let mut tx = client.begin()?;
             let took = run_group(&mut tx, group)?;
             tx.commit()
                 .map_err(Error::db("cannot commit the group of patches"))?;

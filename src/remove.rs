@@ -68,9 +68,7 @@ pub fn remove(client: &mut Client, opts: &RemoveOptions) -> Result<RemoveReport>
         client,
         opts.lock_timeout.unwrap_or(crate::lock::DEFAULT_TIMEOUT),
     )?;
-    let mut tx = client
-        .transaction()
-        .map_err(Error::db("cannot begin a transaction"))?;
+    let mut tx = client.begin()?;
     catalog::require_current(&mut tx)?;
     let (schema, plan) = prepare(&mut tx, opts)?;
     if opts.dry_run {
