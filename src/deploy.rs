@@ -99,6 +99,10 @@ pub enum DeployError {
         "schema {schema} of {package} exists already; nothing was changed (use --mode moderate to rename it, unsafe to drop it, or overwrite to deploy into it)"
     )]
     SchemaExists { package: String, schema: String },
+    #[error(
+        "{deployed} is deployed into the database's search_path already (scope: database); nothing was changed (use --mode overwrite to run {package}'s scripts again)"
+    )]
+    DatabaseScopeDeployed { package: String, deployed: String },
     #[error("{a} and {b} would both deploy into schema {schema}")]
     SchemaConflict {
         schema: String,
@@ -349,10 +353,20 @@ pub fn prepare(
             out.up_to_date.push(label);
             continue;
         }
-        if existing.exists && opts.mode == Mode::Safe && pkg.schema.is_some() {
-            return Err(DeployError::SchemaExists {
-                package: label,
-                schema: pkg.schema.clone().unwrap_or_default(),
+        if existing.exists && opts.mode == Mode::Safe {
+            return Err(match &pkg.schema {
+                Some(schema) => DeployError::SchemaExists {
+                    package: label,
+                    schema: schema.clone(),
+                },
+                None => DeployError::DatabaseScopeDeployed {
+                    package: label,
+                    deployed: existing
+                        .package
+                        .as_ref()
+                        .map(|(_, n, v, _)| format!("{n} {v}"))
+                        .unwrap_or_default(),
+                },
             }
             .into());
         }

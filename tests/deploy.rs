@@ -613,3 +613,40 @@ fn a_long_package_name_deploys_and_its_listeners_hear_it() {
     assert_eq!(got.channel(), pgpm::client::package_channel(name));
     assert_eq!(got.channel().len(), 63);
 }
+
+#[test]
+fn a_database_scope_package_is_not_run_twice_in_safe_mode() {
+    let db = TestDb::installed();
+    let ws = tempfile::tempdir().unwrap();
+    let dir = package(
+        ws.path(),
+        "util",
+        serde_json::json!({"name": "util", "version": "1.0.0", "scope": "database", "functions_path": "f"}),
+        &[(
+            "f/u.sql",
+            "CREATE OR REPLACE FUNCTION public.util_answer() RETURNS int LANGUAGE sql AS $$ SELECT 42 $$;\n",
+        )],
+    );
+    assert_eq!(deploy(&db, &dir, &[]).0, 0);
+    let answer: i32 = db.query_scalar("SELECT public.util_answer()");
+    assert_eq!(answer, 42);
+    std::fs::write(
+        dir.join("f/u.sql"),
+        "CREATE OR REPLACE FUNCTION public.util_answer() RETURNS int LANGUAGE sql AS $$ SELECT 43 $$;\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = deploy(&db, &dir, &[]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("util 1.0.0 is deployed into the database's search_path already"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = deploy(&db, &dir, &["--mode", "overwrite"]);
+    assert_eq!(code, 0, "{stderr}");
+    let answer: i32 = db.query_scalar("SELECT public.util_answer()");
+    assert_eq!(answer, 43);
+    let rows: String = db.query_scalar(
+        "SELECT string_agg(coalesce(schema_name, '-') || ':' || (removed_at IS NULL)::text, ',' ORDER BY package_id) FROM _pgpm.packages",
+    );
+    assert_eq!(rows, "-:true");
+}
