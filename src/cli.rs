@@ -23,26 +23,26 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Start (or reuse) a local PostgreSQL under .pgpm/sandbox with the
+    /// workspace at PATH deployed, and print how to connect.
+    Sandbox(SandboxArgs),
     /// Install pgpm's catalog schema `_pgpm` in a database, or upgrade it.
     Install(InstallArgs),
     /// Remove pgpm's catalog schema `_pgpm` from a database.
     Uninstall(UninstallArgs),
+    /// Show what a deploy would do: the package order, each package's schema
+    /// and, per phase, the ordered statements with their file:line.
+    Plan(PlanArgs),
     /// Deploy the packages at PATH, each into its own schema, in one transaction.
     Deploy(DeployArgs),
+    /// Apply pending numbered patches (patch-MAJOR-MINOR-POINT-TYPE.sql),
+    /// by default only the first group of adjacent patches of one type.
+    Migrate(MigrateArgs),
     /// Show the deployed packages, pending patches, catalog and server versions.
     Status(StatusArgs),
     /// Drop a deployed version's schema (or one old revision of it).
     #[command(override_usage = "pgpm remove [OPTIONS] [CONN] <PACKAGE> <VERSION>")]
     Remove(RemoveArgs),
-    /// Start (or reuse) a local PostgreSQL under .pgpm/sandbox with the
-    /// workspace at PATH deployed, and print how to connect.
-    Sandbox(SandboxArgs),
-    /// Show what a deploy would do: the package order, each package's schema
-    /// and, per phase, the ordered statements with their file:line.
-    Plan(PlanArgs),
-    /// Apply pending numbered patches (patch-MAJOR-MINOR-POINT-TYPE.sql),
-    /// by default only the first group of adjacent patches of one type.
-    Migrate(MigrateArgs),
 }
 
 /// Where to connect.
