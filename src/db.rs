@@ -700,6 +700,19 @@ fn split_pgpass_line(line: &str) -> Vec<String> {
     fields
 }
 
+/// Whether a schema of that name exists.
+pub fn schema_exists(
+    client: &mut impl postgres::GenericClient,
+    schema: &str,
+) -> Result<bool, postgres::Error> {
+    Ok(client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1)",
+            &[&schema],
+        )?
+        .get(0))
+}
+
 /// Quotes an SQL identifier: always double-quoted, embedded quotes doubled.
 ///
 /// Every identifier pgpm writes into SQL (schema, role, channel names) goes

@@ -291,6 +291,17 @@ pub fn prepare(
     plan: &Plan,
     opts: &DeployOptions,
 ) -> Result<DeployPlan> {
+    prepare_known(client, plan, opts, HashMap::new())
+}
+
+/// [`prepare`], given the state of some packages' targets already read in
+/// this transaction (by manifest path), so they are not read twice.
+fn prepare_known(
+    client: &mut impl GenericClient,
+    plan: &Plan,
+    opts: &DeployOptions,
+    mut known: HashMap<PathBuf, Existing>,
+) -> Result<DeployPlan> {
     let mut out = DeployPlan::default();
     check_schema_conflicts(plan)?;
     let roles: BTreeSet<&str> = opts
@@ -332,7 +343,10 @@ pub fn prepare(
             out.up_to_date.push(label);
             continue;
         }
-        let existing = read_existing(client, &pkg.manifest)?;
+        let existing = match known.remove(&pkg.manifest.manifest_path) {
+            Some(existing) => existing,
+            None => read_existing(client, &pkg.manifest)?,
+        };
         if let Some(files) = &only_files {
             let Some(files) = files.get(&label) else {
                 continue;
@@ -475,13 +489,8 @@ fn read_existing(client: &mut impl GenericClient, manifest: &Manifest) -> Result
             package,
         });
     };
-    let exists: bool = client
-        .query_one(
-            "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
-            &[&schema],
-        )
-        .map_err(Error::db("cannot look up schemas"))?
-        .get(0);
+    let exists =
+        crate::db::schema_exists(client, schema).map_err(Error::db("cannot look up schemas"))?;
     let package = client
         .query_opt(
             "SELECT package_id, name, version, checksum FROM _pgpm.packages
@@ -1033,18 +1042,21 @@ pub fn deploy(
     // most of what an unchanged workspace would otherwise cost, and
     // prepare() reports them as up to date without looking at their SQL.
     let mut unchanged = HashSet::new();
+    let mut known = HashMap::new();
     if !opts.force && opts.files.is_empty() {
         for pkg in &workspace.packages {
             let existing = read_existing(&mut tx, &pkg.manifest)?;
             if up_to_date(&existing, &pkg.manifest, &pkg.checksum) {
                 unchanged.insert(pkg.manifest.manifest_path.clone());
+            } else {
+                known.insert(pkg.manifest.manifest_path.clone(), existing);
             }
         }
     }
     let plan = crate::plan::plan_selected(workspace, &deployed, |p| {
         !unchanged.contains(&p.manifest.manifest_path)
     })?;
-    let deploy_plan = prepare(&mut tx, &plan, opts)?;
+    let deploy_plan = prepare_known(&mut tx, &plan, opts, known)?;
     if dry_run || deploy_plan.is_noop() {
         tx.rollback().map_err(Error::db("cannot roll back"))?;
     } else {

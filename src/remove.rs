@@ -131,13 +131,8 @@ pub fn prepare(
     if !dependents.is_empty() {
         return Err(RemoveError::Dependents { schema, dependents }.into());
     }
-    let exists: bool = client
-        .query_one(
-            "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
-            &[&schema],
-        )
-        .map_err(Error::db("cannot look up the schema"))?
-        .get(0);
+    let exists = crate::db::schema_exists(client, &schema)
+        .map_err(Error::db("cannot look up the schema"))?;
     let mut plan = DeployPlan::default();
     if exists && !opts.force {
         let tables: Vec<String> = client
