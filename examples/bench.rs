@@ -231,10 +231,10 @@ fn start_cluster() -> Result<tools::Databases> {
         dir: cluster_dir,
         port: None,
     })
-    .map_err(|e| pgpm::error::report(&e))?;
+    .map_err(|e| tools::chain(&e))?;
     cluster
         .remove_when_process_exits(std::process::id())
-        .map_err(|e| pgpm::error::report(&e))?;
+        .map_err(|e| tools::chain(&e))?;
     tools::Databases::new(&cluster)
 }
 

@@ -12,7 +12,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::db::ConnInfo;
+use crate::db::conninfo::ConnInfo;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {

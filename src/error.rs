@@ -1,15 +1,32 @@
 //! The crate's error type and the exit codes it maps to.
 //!
-//! Each module that can fail in ways a user should tell apart owns an enum of
-//! its own (`ConnError`, `CatalogError`, ...); [`Error`] gathers them. Messages
-//! never repeat their source: [`report`] prints the whole chain once.
+//! Each layer owns an error enum of its own (`ManifestError`, `SqlError`,
+//! `CatalogError`, `DeployError`, ...) and converts the errors of the
+//! layers below it; [`Error`] gathers them at the edge, for the command
+//! line. Messages never repeat their source: the CLI prints the whole
+//! chain once.
 //!
 //! Exit codes: 0 success, 1 something the user can fix (bad input, refusal,
 //! SQL error in a package file, lock not obtained), 2 unexpected (I/O,
 //! connection, a bug).
 
-use std::fmt::Write as _;
 use std::path::PathBuf;
+
+use crate::catalog::CatalogError;
+use crate::cluster::ClusterError;
+use crate::db::QueryError;
+use crate::db::conninfo::ConnError;
+use crate::db::lock::LockError;
+use crate::migrate::PatchError;
+use crate::ops::deploy::DeployError;
+use crate::ops::remove::RemoveError;
+use crate::ops::status::StatusError;
+use crate::package::manifest::ManifestError;
+use crate::package::resolve::ResolveError;
+use crate::package::workspace::WorkspaceError;
+use crate::plan::PlanError;
+use crate::sql::SqlError;
+use crate::util::text::TextError;
 
 /// Exit code for errors the user can fix.
 pub const EXIT_USER: u8 = 1;
@@ -21,36 +38,29 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
-    Conn(#[from] crate::db::ConnError),
+    Conn(#[from] ConnError),
     #[error(transparent)]
-    Catalog(#[from] crate::catalog::CatalogError),
+    Catalog(#[from] CatalogError),
     #[error(transparent)]
-    Lock(#[from] crate::lock::LockError),
+    Patch(Box<PatchError>),
     #[error(transparent)]
-    Patch(#[from] crate::patches::PatchError),
+    Cluster(#[from] ClusterError),
     #[error(transparent)]
-    Client(#[from] crate::client::ClientError),
+    Sql(#[from] SqlError),
     #[error(transparent)]
-    Cluster(#[from] crate::cluster::ClusterError),
+    Manifest(#[from] ManifestError),
     #[error(transparent)]
-    Sql(#[from] crate::sql::SqlError),
+    Workspace(Box<WorkspaceError>),
     #[error(transparent)]
-    Manifest(#[from] crate::manifest::ManifestError),
+    Resolve(Box<ResolveError>),
     #[error(transparent)]
-    Workspace(#[from] crate::workspace::WorkspaceError),
+    Deploy(Box<DeployError>),
     #[error(transparent)]
-    Resolve(#[from] crate::resolve::ResolveError),
+    Remove(#[from] RemoveError),
     #[error(transparent)]
-    Deploy(#[from] crate::deploy::DeployError),
+    Status(Box<StatusError>),
     #[error(transparent)]
-    Remove(#[from] crate::remove::RemoveError),
-    /// A statement pgpm itself issued failed; `context` says what pgpm was doing.
-    #[error("{context}")]
-    Db {
-        context: String,
-        #[source]
-        source: postgres::Error,
-    },
+    Query(#[from] QueryError),
     #[error("cannot read {}", path.display())]
     Io {
         path: PathBuf,
@@ -62,57 +72,81 @@ pub enum Error {
     Usage(String),
 }
 
-impl Error {
-    /// Wraps a database error with what pgpm was doing when it happened.
-    pub fn db(context: impl Into<String>) -> impl FnOnce(postgres::Error) -> Error {
-        let context = context.into();
-        move |source| Error::Db { context, source }
+/// Workspace errors that are about one manifest or file are reported as such.
+impl From<WorkspaceError> for Error {
+    fn from(e: WorkspaceError) -> Error {
+        match e {
+            WorkspaceError::Manifest(e) => Error::Manifest(e),
+            WorkspaceError::Text(TextError::Io { path, source })
+            | WorkspaceError::Io { path, source } => Error::Io { path, source },
+            e => Error::Workspace(Box::new(e)),
+        }
     }
+}
 
+/// A plan fails on SQL or on resolution.
+impl From<PlanError> for Error {
+    fn from(e: PlanError) -> Error {
+        match e {
+            PlanError::Sql(e) => Error::Sql(e),
+            PlanError::Resolve(e) => Error::Resolve(Box::new(e)),
+        }
+    }
+}
+
+/// The largest errors are boxed, so that every `Result` stays small.
+macro_rules! boxed_from {
+    ($($variant:ident($ty:ty)),*) => {
+        $(impl From<$ty> for Error {
+            fn from(e: $ty) -> Error {
+                Error::$variant(Box::new(e))
+            }
+        })*
+    };
+}
+
+boxed_from!(
+    Deploy(DeployError),
+    Patch(PatchError),
+    Resolve(ResolveError),
+    Status(StatusError)
+);
+
+impl From<LockError> for Error {
+    fn from(e: LockError) -> Error {
+        Error::Catalog(e.into())
+    }
+}
+
+impl Error {
     /// Wraps an I/O error with the path it concerns.
     pub fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
         let path = path.into();
         move |source| Error::Io { path, source }
     }
 
-    /// The process exit code for this error: 1 when the user can fix it, 2 otherwise.
-    pub fn exit_code(&self) -> u8 {
-        let user = match self {
+    /// Whether the user can fix the error (exit 1) rather than it being
+    /// unexpected (exit 2).
+    pub fn is_user_error(&self) -> bool {
+        match self {
             Error::Conn(e) => e.is_user_error(),
             Error::Catalog(e) => e.is_user_error(),
-            Error::Client(e) => e.is_user_error(),
             Error::Patch(e) => e.is_user_error(),
-            Error::Lock(_) | Error::Usage(_) | Error::Sql(_) => true,
-            Error::Manifest(_) | Error::Workspace(_) | Error::Resolve(_) => true,
-            Error::Deploy(_) | Error::Remove(_) => true,
-            Error::Cluster(_) | Error::Db { .. } | Error::Io { .. } => false,
-        };
-        if user { EXIT_USER } else { EXIT_UNEXPECTED }
-    }
-}
-
-/// Formats an error and its chain of causes, one per line, for stderr.
-///
-/// A PostgreSQL error contributes its message, detail and hint.
-pub fn report(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = format!("error: {err}");
-    let mut source = err.source();
-    while let Some(cause) = source {
-        if let Some(db) = cause
-            .downcast_ref::<postgres::Error>()
-            .and_then(|e| e.as_db_error())
-        {
-            let _ = write!(out, "\n  caused by: {}: {}", db.severity(), db.message());
-            if let Some(detail) = db.detail() {
-                let _ = write!(out, "\n  detail: {detail}");
-            }
-            if let Some(hint) = db.hint() {
-                let _ = write!(out, "\n  hint: {hint}");
-            }
-            break;
+            Error::Deploy(e) => e.is_user_error(),
+            Error::Remove(e) => e.is_user_error(),
+            Error::Status(e) => e.is_user_error(),
+            Error::Usage(_) | Error::Sql(_) | Error::Manifest(_) => true,
+            Error::Workspace(_) | Error::Resolve(_) => true,
+            Error::Cluster(_) | Error::Query(_) | Error::Io { .. } => false,
         }
-        let _ = write!(out, "\n  caused by: {cause}");
-        source = cause.source();
     }
-    out
+
+    /// The process exit code for this error: 1 when the user can fix it, 2 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        if self.is_user_error() {
+            EXIT_USER
+        } else {
+            EXIT_UNEXPECTED
+        }
+    }
 }

@@ -1,29 +1,36 @@
 //! pgpm: a PostgreSQL package manager and schema deployer.
 //!
-//! The library is the engine; the `pgpm` binary is a thin shell around
-//! [`cli::run`]. Data flows from disk to database:
-//! manifests and SQL files ([`manifest`], [`workspace`], [`sql`]) are
-//! resolved ([`resolve`]) into a plan ([`plan`]) that is executed against a
-//! server whose catalog ([`catalog`]) records what was deployed.
+//! The library is the engine; the `pgpm` binary (`src/main.rs` and its
+//! `cli` modules) parses arguments and renders what the engine returns.
+//! The engine is layered, each layer importing only from those above it in
+//! this list, and nothing below [`db`] talks to a database:
+//!
+//! - [`util`], [`version`], [`event`]: helpers, versions, progress events;
+//! - [`package`]: manifests, workspaces, dependency resolution (pure);
+//! - [`sql`]: splitting files into statements, what they define and use,
+//!   their order (pure);
+//! - [`plan`]: a workspace and what is deployed in, ordered packages out (pure);
+//! - [`db`]: connecting, quoting, the lock, scripts of actions;
+//! - [`catalog`]: the `_pgpm` schema and every read and write of it;
+//! - [`migrate`]: numbered patches: names, scan, migration plan, run;
+//! - [`ops`]: the commands (deploy, migrate, remove, status, sandbox);
+//! - [`error`]: the aggregate error and exit codes, for the edge.
+//!
+//! [`cluster`] starts throwaway PostgreSQL clusters for the sandbox and tests.
+//! Applications use the `pgpm-client` crate; the engine speaks its protocol.
 
 pub mod catalog;
-pub mod checksum;
-pub mod cli;
-pub mod client;
 pub mod cluster;
 pub mod db;
-pub mod deploy;
 pub mod error;
-pub mod lock;
-pub mod manifest;
-pub mod patches;
+pub mod event;
+pub mod migrate;
+pub mod ops;
+pub mod package;
 pub mod plan;
-pub mod remove;
-pub mod resolve;
-pub mod sandbox;
 pub mod sql;
-pub mod status;
-pub mod workspace;
+pub mod util;
+pub mod version;
 
 pub use error::{Error, Result};
 

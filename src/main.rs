@@ -1,5 +1,7 @@
 //! The `pgpm` binary: parse arguments, run, print the error chain, exit.
 
+mod cli;
+
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -12,10 +14,21 @@ fn main() -> ExitCode {
             nix::sys::signal::SigHandler::SigDfl,
         );
     }
-    match pgpm::cli::run(std::env::args_os()) {
-        Ok(()) => ExitCode::SUCCESS,
+    match cli::run(std::env::args_os()) {
+        Ok(cli::Exit::Success) => ExitCode::SUCCESS,
+        Ok(cli::Exit::Clap(err)) => {
+            // clap's own text: --help and --version on stdout (exit 0);
+            // usage errors, and the help shown when no command is given,
+            // on stderr as clap wrote them (exit 1).
+            let _ = err.print();
+            if err.use_stderr() {
+                ExitCode::from(pgpm::error::EXIT_USER)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
         Err(err) => {
-            eprintln!("{}", pgpm::error::report(&err));
+            eprintln!("{}", cli::error_chain(&err));
             ExitCode::from(err.exit_code())
         }
     }

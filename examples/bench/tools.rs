@@ -6,7 +6,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use pgpm::cluster::Cluster;
-use pgpm::db::{ConnInfo, quote_ident};
+use pgpm::db::conninfo::ConnInfo;
+use pgpm::db::quote::quote_ident;
 
 type Result<T> = std::result::Result<T, String>;
 
@@ -462,7 +463,7 @@ impl Databases {
         let admin = cluster
             .conninfo("postgres")
             .connect()
-            .map_err(|e| pgpm::error::report(&e))?;
+            .map_err(|e| chain(&e))?;
         Ok(Databases {
             cluster: cluster.clone(),
             admin: std::cell::RefCell::new(admin),
@@ -507,7 +508,7 @@ impl Databases {
     fn connect(&self, name: &str) -> Result<postgres::Client> {
         ConnInfo::parse(&self.conn(name))
             .and_then(|c| c.connect())
-            .map_err(|e| pgpm::error::report(&e))
+            .map_err(|e| chain(&e))
     }
 
     /// Connects, then runs `file` as one simple query in one transaction:
@@ -580,4 +581,16 @@ pub fn machine(db: Option<&Databases>) -> Result<String> {
     Ok(format!(
         "{cpus} CPUs ({model}), PostgreSQL {server} on a throwaway local cluster (fsync off), over TCP on 127.0.0.1"
     ))
+}
+
+/// An error and its causes on one line.
+pub fn chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    out
 }

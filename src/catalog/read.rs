@@ -1,0 +1,425 @@
+//! Every read of `_pgpm` (and of the system catalogs about what pgpm
+//! deployed), as named functions returning plain data. The caller has
+//! checked the catalog first ([`super::require_current`]).
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+
+use postgres::GenericClient;
+
+use super::CatalogError;
+use crate::db::QueryError;
+use crate::package::manifest::Manifest;
+use crate::package::resolve::Deployed;
+use crate::version::parse_version;
+
+type Result<T, E = CatalogError> = std::result::Result<T, E>;
+
+/// The current revisions of the packages deployed in a database:
+/// `old_rev IS NULL AND removed_at IS NULL` in `_pgpm.packages`.
+pub fn deployed(client: &mut impl GenericClient) -> Result<Vec<Deployed>> {
+    let rows = client
+        .query(
+            "SELECT name, version, schema_name FROM _pgpm.packages
+              WHERE old_rev IS NULL AND removed_at IS NULL
+              ORDER BY name, v_major, v_minor, v_patch, v_pre",
+            &[],
+        )
+        .map_err(QueryError::with("cannot read the deployed packages"))?;
+    rows.iter()
+        .map(|row| {
+            let name: String = row.get(0);
+            let text: String = row.get(1);
+            let version = parse_version(&text).map_err(|source| CatalogError::DeployedVersion {
+                name: name.clone(),
+                source,
+            })?;
+            Ok(Deployed {
+                name,
+                version,
+                schema: row.get(2),
+            })
+        })
+        .collect()
+}
+
+/// Which of `schemas` exist in the database.
+pub fn existing_schemas(
+    client: &mut impl GenericClient,
+    schemas: &[String],
+) -> Result<BTreeSet<String>> {
+    let rows = client
+        .query(
+            "SELECT nspname::text FROM pg_catalog.pg_namespace WHERE nspname = ANY($1)",
+            &[&schemas],
+        )
+        .map_err(QueryError::with("cannot read the existing schemas"))?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// Whether a schema of that name exists.
+pub fn schema_exists(client: &mut impl GenericClient, schema: &str) -> Result<bool> {
+    Ok(client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1)",
+            &[&schema],
+        )
+        .map_err(QueryError::with("cannot look up schemas"))?
+        .get(0))
+}
+
+/// The catalog's row for a package version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackageRow {
+    pub id: i64,
+    pub name: String,
+    /// As recorded: semver's canonical form.
+    pub version: String,
+    pub checksum: String,
+}
+
+/// What a package's target holds now: its schema (or, for a database-scope
+/// package, its catalog row) and the package the catalog records there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetState {
+    /// The schema exists (database scope: a current row for the name exists).
+    pub exists: bool,
+    /// The catalog's current package in that schema.
+    pub package: Option<PackageRow>,
+}
+
+impl TargetState {
+    /// Whether `manifest` with content `checksum` is what is deployed there.
+    pub fn holds(&self, manifest: &Manifest, checksum: &str) -> bool {
+        self.exists
+            && self.package.as_ref().is_some_and(|p| {
+                p.name == manifest.name
+                    && p.version == manifest.version.to_string()
+                    && p.checksum == checksum
+            })
+    }
+}
+
+/// The target state of every package, by manifest path, in one query: a
+/// no-op deploy of hundreds of packages costs one round trip, not two per
+/// package.
+pub fn target_states<'a>(
+    client: &mut impl GenericClient,
+    manifests: impl IntoIterator<Item = &'a Manifest>,
+) -> Result<HashMap<PathBuf, TargetState>> {
+    let manifests: Vec<&Manifest> = manifests.into_iter().collect();
+    let names: Vec<&str> = manifests.iter().map(|m| m.name.as_str()).collect();
+    let schemas: Vec<Option<&str>> = manifests.iter().map(|m| m.schema()).collect();
+    let rows = client
+        .query(
+            "SELECT t.i::int8, CASE WHEN t.schema IS NULL THEN p.package_id IS NOT NULL
+                             ELSE n.oid IS NOT NULL END,
+                    p.package_id, p.name, p.version, p.checksum
+               FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS t(name, schema, i)
+               LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = t.schema
+               LEFT JOIN LATERAL (
+                    SELECT package_id, name, version, checksum FROM _pgpm.packages
+                     WHERE t.schema IS NOT NULL AND schema_name = t.schema AND removed_at IS NULL
+                    UNION ALL
+                    SELECT package_id, name, version, checksum FROM _pgpm.packages
+                     WHERE t.schema IS NULL AND name = t.name AND scope = 'database'
+                       AND old_rev IS NULL AND removed_at IS NULL
+                    LIMIT 1) p ON true",
+            &[&names, &schemas],
+        )
+        .map_err(QueryError::with("cannot read the catalog"))?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let i: i64 = r.get(0);
+            let package = r.get::<_, Option<i64>>(2).map(|id| PackageRow {
+                id,
+                name: r.get(3),
+                version: r.get(4),
+                checksum: r.get(5),
+            });
+            let state = TargetState {
+                exists: r.get(1),
+                package,
+            };
+            (manifests[i as usize - 1].manifest_path.clone(), state)
+        })
+        .collect())
+}
+
+/// The roles of `roles` that do not exist, in the order given.
+pub fn missing_roles(client: &mut impl GenericClient, roles: &[&str]) -> Result<Vec<String>> {
+    let rows = client
+        .query(
+            "SELECT r FROM unnest($1::text[]) WITH ORDINALITY AS u(r, i)
+              WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = u.r)
+              ORDER BY i",
+            &[&roles],
+        )
+        .map_err(QueryError::with("cannot look up roles"))?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// A table script applied to a schema.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedTableScript {
+    pub checksum: String,
+    /// When, as `YYYY-MM-DD HH24:MI:SS TZ`.
+    pub applied_at: String,
+}
+
+/// The table scripts of `package` applied to `schema`, by file.
+pub fn applied_table_scripts(
+    client: &mut impl GenericClient,
+    package: &str,
+    schema: &str,
+) -> Result<HashMap<PathBuf, AppliedTableScript>> {
+    Ok(client
+        .query(
+            "SELECT file_name, checksum, to_char(applied_at, 'YYYY-MM-DD HH24:MI:SS TZ')
+               FROM _pgpm.table_scripts WHERE package_name = $1 AND target_schema = $2",
+            &[&package, &schema],
+        )
+        .map_err(QueryError::with("cannot read applied table scripts"))?
+        .iter()
+        .map(|r| {
+            let script = AppliedTableScript {
+                checksum: r.get(1),
+                applied_at: r.get(2),
+            };
+            (PathBuf::from(r.get::<_, String>(0)), script)
+        })
+        .collect())
+}
+
+/// The first N from 0 such that `<schema>_<N>` is free.
+pub fn free_revision(client: &mut impl GenericClient, schema: &str) -> Result<i32> {
+    Ok(client
+        .query_one(
+            "SELECT min(n)::int FROM generate_series(0, (SELECT count(*) FROM pg_namespace)::int) n
+              WHERE NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1 || '_' || n)",
+            &[&schema],
+        )
+        .map_err(QueryError::with("cannot find a free schema revision"))?
+        .get(0))
+}
+
+/// Objects outside `schema` that `DROP SCHEMA ... CASCADE` would also drop.
+pub fn cascade_victims(client: &mut impl GenericClient, schema: &str) -> Result<Vec<String>> {
+    let rows = client
+        .query(
+            "SELECT DISTINCT o.type || ' ' || o.identity
+               FROM pg_depend d,
+                    LATERAL pg_identify_object(d.refclassid, d.refobjid, 0) r,
+                    LATERAL pg_identify_object(d.classid, d.objid, 0) o
+              WHERE r.schema = $1 AND o.schema IS DISTINCT FROM $1
+                AND d.deptype IN ('n', 'a') AND o.type <> 'schema'
+              ORDER BY 1",
+            &[&schema],
+        )
+        .map_err(QueryError::with("cannot list what the cascade drops"))?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// A deployed package version as `remove` finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeployedRevision {
+    pub id: i64,
+    /// `None` for a database-scope package.
+    pub schema: Option<String>,
+}
+
+/// The deployed row of `package` `version`: its current revision, or the
+/// renamed old revision `old_rev`.
+pub fn deployed_revision(
+    client: &mut impl GenericClient,
+    package: &str,
+    version: &str,
+    old_rev: Option<i32>,
+) -> Result<Option<DeployedRevision>> {
+    let row = client
+        .query_opt(
+            "SELECT package_id, schema_name FROM _pgpm.packages
+              WHERE name = $1 AND version = $2 AND removed_at IS NULL
+                AND old_rev IS NOT DISTINCT FROM $3",
+            &[&package, &version, &old_rev],
+        )
+        .map_err(QueryError::with("cannot read the catalog"))?;
+    Ok(row.map(|r| DeployedRevision {
+        id: r.get(0),
+        schema: r.get(1),
+    }))
+}
+
+/// Deployed packages that depend on the package row `id`, as `name version
+/// (revision N)`.
+pub fn dependents(client: &mut impl GenericClient, id: i64) -> Result<Vec<String>> {
+    Ok(client
+        .query(
+            "SELECT p.name || ' ' || p.version || coalesce(' (revision ' || p.old_rev || ')', '')
+               FROM _pgpm.package_dependencies d
+               JOIN _pgpm.packages p ON p.package_id = d.package_id
+              WHERE d.dependency_id = $1 AND p.removed_at IS NULL
+              ORDER BY 1",
+            &[&id],
+        )
+        .map_err(QueryError::with("cannot read dependent packages"))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+}
+
+/// The tables (data) a schema holds.
+pub fn tables_in(client: &mut impl GenericClient, schema: &str) -> Result<Vec<String>> {
+    Ok(client
+        .query(
+            "SELECT relname::text FROM pg_class
+              WHERE relnamespace = $1::text::regnamespace AND relkind IN ('r', 'p')
+              ORDER BY 1",
+            &[&schema],
+        )
+        .map_err(QueryError::with("cannot list the schema's tables"))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+}
+
+/// Other sessions that use `schema`, described from `pg_stat_activity`:
+/// those that selected it with `_pgpm.set_search_path` (recorded in
+/// `_pgpm.sessions`) and those whose current query names it.
+pub fn sessions_using(client: &mut impl GenericClient, schema: &str) -> Result<Vec<String>> {
+    let rows = client
+        .query(
+            "SELECT DISTINCT format('pid %s (%s@%s, %s, since %s)', a.pid, a.usename,
+                                    coalesce(host(a.client_addr), 'local'),
+                                    coalesce(nullif(a.application_name, ''), 'no application name'),
+                                    to_char(a.backend_start, 'YYYY-MM-DD HH24:MI:SS'))
+               FROM pg_stat_activity a
+              WHERE a.pid <> pg_backend_pid()
+                AND (position(($1 || '.') IN a.query) > 0
+                     OR position((quote_ident($1) || '.') IN a.query) > 0
+                     OR EXISTS (SELECT 1 FROM _pgpm.sessions s
+                                 WHERE s.pid = a.pid AND s.backend_start = a.backend_start
+                                   AND $1 = ANY (s.schemas)))",
+            &[&schema],
+        )
+        .map_err(QueryError::with("cannot read pg_stat_activity"))?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// A patch recorded in `_pgpm.migrations`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedPatchRow {
+    pub major: i32,
+    pub minor: i32,
+    pub point: i32,
+    pub kind: String,
+    pub file_name: String,
+    pub checksum: String,
+    /// When it was applied, as `YYYY-MM-DD HH:MM:SS UTC`.
+    pub applied_at: String,
+    pub applied_by: String,
+}
+
+/// The applied patches, in order.
+pub fn applied_patches(client: &mut impl GenericClient) -> Result<Vec<AppliedPatchRow>> {
+    let rows = client
+        .query(
+            "SELECT major, minor, point, type, file_name, checksum,
+                    to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || ' UTC',
+                    applied_by
+               FROM _pgpm.migrations ORDER BY major, minor, point",
+            &[],
+        )
+        .map_err(QueryError::with("cannot read the applied patches"))?;
+    Ok(rows
+        .iter()
+        .map(|r| AppliedPatchRow {
+            major: r.get(0),
+            minor: r.get(1),
+            point: r.get(2),
+            kind: r.get(3),
+            file_name: r.get(4),
+            checksum: r.get(5),
+            applied_at: r.get(6),
+            applied_by: r.get(7),
+        })
+        .collect())
+}
+
+/// The server and catalog versions `status` reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerState {
+    pub catalog_version: i32,
+    pub server_version: String,
+    pub server_version_num: i32,
+    /// The server version number recorded at the last deploy.
+    pub last_deploy_server_version_num: Option<i32>,
+}
+
+/// Reads the [`ServerState`].
+pub fn server_state(client: &mut impl GenericClient) -> Result<ServerState> {
+    let row = client
+        .query_one(
+            "SELECT (SELECT catalog_version FROM _pgpm.meta), current_setting('server_version'),
+                    current_setting('server_version_num')::int,
+                    (SELECT server_version_num FROM _pgpm.deployments
+                      ORDER BY started_at DESC, deployment_id DESC LIMIT 1)",
+            &[],
+        )
+        .map_err(QueryError::with("cannot read the server version"))?;
+    Ok(ServerState {
+        catalog_version: row.get(0),
+        server_version: row.get(1),
+        server_version_num: row.get(2),
+        last_deploy_server_version_num: row.get(3),
+    })
+}
+
+/// One deployed package version (its current revision), as `status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackageStatus {
+    pub name: String,
+    pub version: String,
+    /// `None` for database-scope packages.
+    pub schema: Option<String>,
+    /// Renamed earlier revisions of this version: `<schema>_<N>`.
+    pub old_revisions: Vec<String>,
+    pub deployed_at: String,
+    pub deployed_by: String,
+    pub vcs_ref: Option<String>,
+}
+
+/// Every deployed package's current revision, by name and then by version
+/// in semver order (the catalog's `v_*` columns: `1.0.0-rc.2` before
+/// `1.0.0-rc.10`, pre-releases before the release).
+pub fn package_statuses(client: &mut impl GenericClient) -> Result<Vec<PackageStatus>> {
+    Ok(client
+        .query(
+            "SELECT p.name, p.version, p.schema_name,
+                    coalesce((SELECT array_agg(o.schema_name ORDER BY o.old_rev)
+                                FROM _pgpm.packages o
+                               WHERE o.name = p.name AND o.version = p.version
+                                 AND o.old_rev IS NOT NULL AND o.removed_at IS NULL), '{}'),
+                    to_char(p.deployed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS \"UTC\"'),
+                    p.deployed_by, d.vcs_ref
+               FROM _pgpm.packages p
+               JOIN _pgpm.deployments d USING (deployment_id)
+              WHERE p.old_rev IS NULL AND p.removed_at IS NULL
+              ORDER BY p.name, p.v_major, p.v_minor, p.v_patch,
+                       _pgpm.semver_pre_key(p.v_pre) COLLATE \"C\"",
+            &[],
+        )
+        .map_err(QueryError::with("cannot read the deployed packages"))?
+        .iter()
+        .map(|r| PackageStatus {
+            name: r.get(0),
+            version: r.get(1),
+            schema: r.get(2),
+            old_revisions: r.get(3),
+            deployed_at: r.get(4),
+            deployed_by: r.get(5),
+            vcs_ref: r.get(6),
+        })
+        .collect())
+}

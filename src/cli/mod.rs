@@ -1,0 +1,571 @@
+//! The command line: clap types, dispatch to the engine, and every line
+//! of output. Only the binary's modules print.
+
+mod args;
+mod render;
+
+use std::ffi::OsString;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use pgpm::catalog::{self, InstallOptions, InstallOutcome, UninstallOutcome};
+use pgpm::db::quote::quote_ident;
+use pgpm::event::{self, Event};
+use pgpm::migrate::name::PatchType;
+use pgpm::migrate::plan::Selection;
+use pgpm::migrate::scan;
+use pgpm::ops::deploy::{self, DeployOptions, DeployReport, OutcomeKind};
+use pgpm::ops::migrate::{self, MigrateOptions};
+use pgpm::ops::{self, remove, sandbox, status};
+use pgpm::package::workspace::Workspace;
+use pgpm::{Error, Result, plan};
+
+use args::{LockArgs, ModeArg, Target, connect, positionals};
+pub use render::error_chain;
+
+/// pgpm: deploy PostgreSQL packages of types, functions, views and triggers
+/// as versioned schemas side by side, and apply numbered patch migrations.
+#[derive(Debug, Parser)]
+#[command(name = "pgpm", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start (or reuse) a local PostgreSQL under .pgpm/sandbox with the
+    /// workspace at PATH deployed, and print how to connect.
+    Sandbox(SandboxArgs),
+    /// Install pgpm's catalog schema `_pgpm` in a database, or upgrade it.
+    Install(InstallArgs),
+    /// Remove pgpm's catalog schema `_pgpm` from a database.
+    Uninstall(UninstallArgs),
+    /// Show what a deploy would do: the package order, each package's schema
+    /// and, per phase, the ordered statements with their file:line.
+    Plan(PlanArgs),
+    /// Deploy the packages at PATH, each into its own schema, in one transaction.
+    Deploy(DeployArgs),
+    /// Apply pending numbered patches (patch-MAJOR-MINOR-POINT-TYPE.sql),
+    /// by default only the first group of adjacent patches of one type.
+    Migrate(MigrateArgs),
+    /// Show the deployed packages, pending patches, catalog and server versions.
+    Status(StatusArgs),
+    /// Drop a deployed version's schema (or one old revision of it).
+    #[command(override_usage = "pgpm remove [OPTIONS] [CONN] <PACKAGE> <VERSION>")]
+    Remove(RemoveArgs),
+}
+
+/// What the process should do after a run.
+pub enum Exit {
+    Success,
+    /// A usage error or `--help` text clap rendered (it says `error:` itself).
+    Clap(clap::Error),
+}
+
+/// Parses arguments and runs the command.
+pub fn run<I, T>(args: I) -> Result<Exit>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(err) => return Ok(Exit::Clap(err)),
+    };
+    match cli.command {
+        Command::Install(args) => install(args),
+        Command::Uninstall(args) => uninstall(args),
+        Command::Deploy(args) => deploy(args),
+        Command::Status(args) => status(args),
+        Command::Remove(args) => remove(args),
+        Command::Sandbox(args) => sandbox(args),
+        Command::Plan(args) => plan(args),
+        Command::Migrate(args) => migrate(args),
+    }?;
+    Ok(Exit::Success)
+}
+
+/// A connection as the only positional (`install CONN`).
+#[derive(Debug, Args)]
+struct ConnArgs {
+    #[command(flatten)]
+    target: Target,
+    /// The connection, as for -d/--db.
+    #[arg(value_name = "CONN")]
+    conn: Option<String>,
+}
+
+impl ConnArgs {
+    fn conn(self) -> Result<Option<String>> {
+        let p = positionals(self.target.db, self.conn.into_iter().collect())?;
+        if let Some(path) = p.path {
+            return Err(Error::Usage(format!(
+                "{} is not a connection string: write keyword=value pairs or a postgres:// URI",
+                path.display()
+            )));
+        }
+        Ok(p.conn)
+    }
+}
+
+#[derive(Debug, Args)]
+struct InstallArgs {
+    #[command(flatten)]
+    conn: ConnArgs,
+    /// Upgrade a catalog installed by an older pgpm.
+    #[arg(long)]
+    upgrade: bool,
+    /// Roles to grant read access to the catalog and EXECUTE on its functions.
+    #[arg(long, value_name = "ROLE", num_args = 1..)]
+    usage: Vec<String>,
+    #[command(flatten)]
+    lock: LockArgs,
+}
+
+fn install(args: InstallArgs) -> Result<()> {
+    let (_, mut client) = connect(args.conn.conn()?.as_deref())?;
+    let report = catalog::install(
+        &mut client,
+        &InstallOptions {
+            upgrade: args.upgrade,
+            usage: args.usage,
+            lock_timeout: args.lock.timeout(),
+        },
+    )?;
+    match report.outcome {
+        InstallOutcome::Installed { version } => {
+            println!("installed the pgpm catalog (version {version})")
+        }
+        InstallOutcome::Upgraded { from, to } => {
+            println!("upgraded the pgpm catalog from version {from} to {to}")
+        }
+        InstallOutcome::Current { version } => println!(
+            "the pgpm catalog is already installed and current (version {version}); nothing to do"
+        ),
+    }
+    for role in &report.granted {
+        println!("granted usage of the catalog to {}", quote_ident(role));
+    }
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+struct UninstallArgs {
+    #[command(flatten)]
+    conn: ConnArgs,
+    /// Remove the catalog even though deployed packages are registered in it
+    /// (their schemas are left in place).
+    #[arg(long)]
+    force: bool,
+    #[command(flatten)]
+    lock: LockArgs,
+}
+
+fn uninstall(args: UninstallArgs) -> Result<()> {
+    let (_, mut client) = connect(args.conn.conn()?.as_deref())?;
+    match catalog::uninstall(&mut client, args.force, args.lock.timeout())? {
+        UninstallOutcome::Removed => println!("removed the pgpm catalog"),
+        UninstallOutcome::NotInstalled => {
+            println!("pgpm is not installed in this database; nothing to do")
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+struct PlanArgs {
+    #[command(flatten)]
+    target: Target,
+    /// `[PATH] [CONN]`: a package folder (with a package.json) or a
+    /// workspace folder, every package below it [default: .]; and a
+    /// connection. Only with a connection does `plan` connect: it then also
+    /// resolves against the versions deployed there and says which schemas
+    /// exist already. Without one, planning is fully offline.
+    #[arg(value_name = "PATH", num_args = 0..=2)]
+    args: Vec<String>,
+    /// Print the plan as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn plan(args: PlanArgs) -> Result<()> {
+    let p = positionals(args.target.db, args.args)?;
+    let path = p.path.unwrap_or_else(|| ".".into());
+    // Manifests and SQL are read before connecting, so their errors come first.
+    let workspace = Workspace::load(&path)?;
+    let (plan, existing) = match &p.conn {
+        None => (plan::build(workspace, &[], |_| true)?, None),
+        Some(conn) => {
+            let (_, mut client) = connect(Some(conn))?;
+            catalog::require_current(&mut client)?;
+            let deployed = catalog::read::deployed(&mut client)?;
+            let plan = plan::build(workspace, &deployed, |_| true)?;
+            let schemas: Vec<String> = plan.schemas().map(str::to_string).collect();
+            let existing = catalog::read::existing_schemas(&mut client, &schemas)?;
+            (plan, Some(existing))
+        }
+    };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &render::plan_json(&plan, existing.as_ref()))
+            .map_err(|e| Error::io("stdout")(e.into()))?;
+        writeln!(out).map_err(Error::io("stdout"))?;
+    } else {
+        write!(out, "{}", render::plan_text(&plan, existing.as_ref()))
+            .map_err(Error::io("stdout"))?;
+    }
+    out.flush().map_err(Error::io("stdout"))?;
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+struct DeployArgs {
+    #[command(flatten)]
+    target: Target,
+    /// `[CONN] [PATH]`: a connection (as for -d/--db) and a package or a
+    /// workspace of packages [default: .]. An argument that is not a
+    /// connection string (no `=`, not a URI) is PATH.
+    #[arg(value_name = "PATH", num_args = 0..=2)]
+    args: Vec<String>,
+    #[command(flatten)]
+    mode: ModeArg,
+    /// Role to own the package schemas and every object in them
+    /// (default: the manifest's owner_role).
+    #[arg(short, long, value_name = "ROLE")]
+    owner: Option<String>,
+    /// Roles to grant USAGE on the schemas, EXECUTE on their functions and
+    /// SELECT on their views (added to the manifest's usage_roles).
+    #[arg(long, value_name = "ROLE", num_args = 1..)]
+    usage: Vec<String>,
+    /// Redeploy only these files into the existing schemas.
+    #[arg(short, long = "file", value_name = "FILE", num_args = 1..)]
+    files: Vec<PathBuf>,
+    /// Deploy even when the package content equals what is deployed.
+    #[arg(long)]
+    force: bool,
+    /// Print the SQL that would run, in order, and change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// VCS reference to record (default: git HEAD of the workspace).
+    #[arg(long, value_name = "REF")]
+    vcs_ref: Option<String>,
+    /// Link to the VCS reference, recorded with the deployment.
+    #[arg(long, value_name = "URL")]
+    vcs_link: Option<String>,
+    /// Issue or ticket this deployment belongs to.
+    #[arg(long, value_name = "ID")]
+    issue_ref: Option<String>,
+    /// Link to the issue.
+    #[arg(long, value_name = "URL")]
+    issue_link: Option<String>,
+    #[command(flatten)]
+    lock: LockArgs,
+}
+
+fn deploy(args: DeployArgs) -> Result<()> {
+    let p = positionals(args.target.db, args.args)?;
+    let path = p.path.unwrap_or_else(|| ".".into());
+    // Everything on disk is read and checked before connecting.
+    let workspace = Workspace::load(&path)?;
+    let (_, mut client) = connect(p.conn.as_deref())?;
+    let opts = DeployOptions {
+        mode: args.mode.mode,
+        owner: args.owner,
+        usage: args.usage,
+        files: args.files,
+        force: args.force,
+        dry_run: args.dry_run,
+        vcs_ref: args.vcs_ref.or_else(|| ops::git_head(&path)),
+        vcs_link: args.vcs_link,
+        issue_ref: args.issue_ref,
+        issue_link: args.issue_link,
+        lock_timeout: args.lock.timeout(),
+    };
+    let report = deploy::deploy(&mut client, workspace, &opts, &mut event::ignore)?;
+    print_deploy(&report);
+    if report.outcomes.is_empty() {
+        println!("no packages found at {}", path.display());
+    }
+    Ok(())
+}
+
+fn print_deploy(report: &DeployReport) {
+    for warning in &report.warnings {
+        eprintln!("warning: {warning}");
+    }
+    if report.dry_run {
+        println!(
+            "-- pgpm deploy --dry-run: nothing was changed. This is the SQL that would run, in one transaction:"
+        );
+        print!("{}", render::script(&report.script));
+    }
+    let verb = if report.dry_run {
+        "would deploy"
+    } else {
+        "deployed"
+    };
+    let (same, changed): (Vec<_>, Vec<_>) = report
+        .outcomes
+        .iter()
+        .partition(|o| o.kind == OutcomeKind::UpToDate);
+    for o in same {
+        println!("{} is up to date", o.label());
+    }
+    for o in changed {
+        let target = o.schema.as_deref().unwrap_or("(database scope)");
+        println!("{verb} {} -> {target}", o.label());
+    }
+}
+
+#[derive(Debug, Args)]
+struct MigrateArgs {
+    #[command(flatten)]
+    target: Target,
+    /// `[CONN] [DIR]`: a connection (as for -d/--db) and the directory of
+    /// patches [default: patches]. An argument that is not a connection
+    /// string (no `=`, not a URI) is DIR.
+    #[arg(value_name = "DIR", num_args = 0..=2)]
+    args: Vec<String>,
+    /// Apply group after group until nothing is pending. Without it only the
+    /// first group runs: on a busy database each group may take locks.
+    #[arg(long)]
+    all: bool,
+    /// Apply a single patch (wins over --all).
+    #[arg(short = '1', long)]
+    one: bool,
+    /// Only apply patches of this type; repeat for several. Fails when the
+    /// first pending patch has another type.
+    #[arg(
+        long = "type",
+        value_name = "TYPE",
+        value_parser = clap::builder::TypedValueParser::map(
+            clap::builder::PossibleValuesParser::new(PatchType::ALL.map(PatchType::as_str)),
+            |s| s.parse::<PatchType>().expect("a possible value"),
+        )
+    )]
+    types: Vec<PatchType>,
+    /// Apply std and direct patches in a transaction and roll it back, to
+    /// check them against the database; concurrent patches are skipped.
+    #[arg(long)]
+    dry_run: bool,
+    #[command(flatten)]
+    lock: LockArgs,
+}
+
+fn migrate(args: MigrateArgs) -> Result<()> {
+    let p = positionals(args.target.db, args.args)?;
+    let dir = p.path.unwrap_or_else(|| pgpm::migrate::DEFAULT_DIR.into());
+    // The patches are read and checked before connecting.
+    let patches = scan::scan(&dir)?;
+    let (info, mut client) = connect(p.conn.as_deref())?;
+    let opts = MigrateOptions {
+        dir,
+        selection: Selection {
+            all: args.all,
+            one: args.one,
+            types: args.types,
+        },
+        dry_run: args.dry_run,
+        lock_timeout: args.lock.timeout(),
+    };
+    let report = migrate::migrate(
+        &mut client,
+        &info,
+        patches,
+        &opts,
+        &mut |event| match event {
+            Event::PatchApplied { file_name, took } => {
+                println!("applied {file_name} ({})", took_str(took))
+            }
+            Event::PatchChecked { file_name, took } => println!(
+                "would apply {file_name} (checked in a transaction that is rolled back, {})",
+                took_str(took)
+            ),
+            Event::PatchSkipped { file_name } => println!(
+                "would apply {file_name} (not checked: concurrent patches do not run in a dry run)"
+            ),
+            Event::Section { .. } => {}
+        },
+    )?;
+    let plan = &report.plan;
+    for w in &plan.warnings {
+        eprintln!("warning: {w}");
+    }
+    if plan.is_empty() {
+        println!("nothing to apply");
+    }
+    if let Some((file, kind)) = &plan.held_back {
+        println!(
+            "stopped before {file}: --type does not select {kind} patches ({} pending)",
+            plan.remaining
+        );
+    } else if plan.remaining > 0 {
+        println!(
+            "{} more patch(es) pending: run again for the next group, or use --all",
+            plan.remaining
+        );
+    }
+    if report.dry_run && !plan.is_empty() {
+        println!("dry run: rolled back, nothing was applied");
+    }
+    Ok(())
+}
+
+/// A duration for humans: milliseconds, or seconds from ten seconds on.
+fn took_str(took: Duration) -> String {
+    if took < Duration::from_secs(10) {
+        format!("{} ms", took.as_millis())
+    } else {
+        format!("{:.1} s", took.as_secs_f64())
+    }
+}
+
+#[derive(Debug, Args)]
+struct StatusArgs {
+    #[command(flatten)]
+    conn: ConnArgs,
+    /// Directory of patches to compare with the applied ones.
+    #[arg(long, value_name = "DIR", default_value = pgpm::migrate::DEFAULT_DIR)]
+    patches: PathBuf,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+fn status(args: StatusArgs) -> Result<()> {
+    let (_, mut client) = connect(args.conn.conn()?.as_deref())?;
+    let status = status::read(&mut client, Some(&args.patches))?;
+    if args.json {
+        let json = serde_json::to_string_pretty(&render::status_json(&status)).expect("JSON");
+        println!("{json}");
+    } else {
+        print!("{}", render::status_text(&status));
+    }
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+struct RemoveArgs {
+    #[command(flatten)]
+    target: Target,
+    /// The package's name (after an optional connection string).
+    #[arg(value_name = "PACKAGE")]
+    first: String,
+    /// The deployed version to remove.
+    #[arg(value_name = "VERSION")]
+    second: String,
+    #[arg(value_name = "VERSION", hide = true)]
+    third: Option<String>,
+    /// Remove only the renamed old revision N (schema <schema>_<N>).
+    #[arg(long, value_name = "N")]
+    old_rev: Option<i32>,
+    /// Print what would run and change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Drop even when the schema holds tables or sessions use it.
+    #[arg(long)]
+    force: bool,
+    #[command(flatten)]
+    lock: LockArgs,
+}
+
+fn remove(args: RemoveArgs) -> Result<()> {
+    let (conn, package, version) = match args.third {
+        Some(version) => {
+            let p = positionals(args.target.db, vec![args.first])?;
+            if p.path.is_some() || p.conn.is_none() {
+                return Err(Error::Usage(
+                    "expected [CONN] PACKAGE VERSION, where CONN has a `=` or is a postgres:// URI"
+                        .into(),
+                ));
+            }
+            (p.conn, args.second, version)
+        }
+        None => (args.target.db, args.first, args.second),
+    };
+    let (_, mut client) = connect(conn.as_deref())?;
+    let report = remove::remove(
+        &mut client,
+        &remove::RemoveOptions {
+            package,
+            version,
+            old_rev: args.old_rev,
+            force: args.force,
+            dry_run: args.dry_run,
+            lock_timeout: args.lock.timeout(),
+        },
+        &mut event::ignore,
+    )?;
+    for warning in &report.warnings {
+        eprintln!("warning: {warning}");
+    }
+    if report.dry_run {
+        println!(
+            "-- pgpm remove --dry-run: nothing was changed. This is the SQL that would run, in one transaction:"
+        );
+        print!("{}", render::script(&report.script));
+    }
+    let verb = if report.dry_run {
+        "would remove"
+    } else {
+        "removed"
+    };
+    println!(
+        "{verb} {} {} (schema {})",
+        report.package, report.version, report.schema
+    );
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+struct SandboxArgs {
+    /// The workspace to deploy [default: .].
+    #[arg(value_name = "PATH")]
+    path: Option<PathBuf>,
+    /// Stop the sandbox's server (its data is kept).
+    #[arg(long)]
+    stop: bool,
+    #[command(flatten)]
+    mode: ModeArg,
+}
+
+fn sandbox(args: SandboxArgs) -> Result<()> {
+    let root = std::env::current_dir().map_err(Error::io("."))?;
+    if args.stop {
+        if sandbox::down(&root)? {
+            println!("stopped the sandbox");
+        } else {
+            println!("the sandbox is not running");
+        }
+        return Ok(());
+    }
+    let workspace = args.path.unwrap_or_else(|| ".".into());
+    let opts = DeployOptions {
+        mode: args.mode.mode,
+        vcs_ref: ops::git_head(&workspace),
+        ..DeployOptions::default()
+    };
+    let sandbox = sandbox::up(&root, &workspace, &opts, &mut |event| {
+        if let Event::PatchApplied { file_name, .. } = event {
+            println!("applied {file_name}");
+        }
+    })?;
+    print_deploy(&sandbox.deploy);
+    let mut client = sandbox.conninfo.connect()?;
+    let status = status::read(
+        &mut client,
+        Some(&workspace.join(pgpm::migrate::DEFAULT_DIR)),
+    )?;
+    println!();
+    print!("{}", render::status_text(&status));
+    println!();
+    println!("sandbox running: {}", sandbox.conninfo.to_uri());
+    if let Some(psql) = &sandbox.psql {
+        println!("try it:\n  {psql}");
+    }
+    println!("stop it with: pgpm sandbox --stop");
+    Ok(())
+}

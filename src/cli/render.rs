@@ -1,0 +1,367 @@
+//! Rendering the engine's values for people (text) and programs (JSON).
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+
+use pgpm::db::script::{Action, Param, Script};
+use pgpm::ops::status::Status;
+use pgpm::plan::{PackagePlan, PhasePlan, Plan};
+use pgpm::sql::Statement;
+use pgpm::util::slash_path;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+/// The plan for people: package order, schemas, dependencies and each
+/// phase's statements with `file:line` relative to the package folder.
+/// With `existing` (the schemas found in the database), says for each
+/// package whether its schema exists already.
+pub fn plan_text(plan: &Plan, existing: Option<&BTreeSet<String>>) -> String {
+    let mut out = String::new();
+    let n = plan.packages.len();
+    let _ = writeln!(
+        out,
+        "{n} package{} in {}, in deploy order:",
+        if n == 1 { "" } else { "s" },
+        plan.root.display()
+    );
+    for (i, p) in plan.packages.iter().enumerate() {
+        let m = &p.manifest;
+        let _ = writeln!(out);
+        let _ = writeln!(out, "{}. {} ({})", i + 1, p.label(), m.dir.display());
+        let target = match &p.schema {
+            Some(schema) => {
+                let state = match existing {
+                    Some(e) if e.contains(schema) => " (exists already)",
+                    Some(_) => " (new)",
+                    None => "",
+                };
+                format!("schema {schema}{state}")
+            }
+            None => "no schema of its own (scope database)".to_string(),
+        };
+        let _ = writeln!(out, "   {}, {target}", m.subclass);
+        for d in &p.dependencies {
+            let schema = d.schema.as_deref().unwrap_or("database scope");
+            let deployed = if d.deployed_only { ", deployed" } else { "" };
+            let _ = writeln!(
+                out,
+                "   depends on {} {} -> {} ({schema}{deployed})",
+                d.name, d.requirement, d.version
+            );
+        }
+        let _ = writeln!(
+            out,
+            "   checksum {}",
+            &p.checksum[..16.min(p.checksum.len())]
+        );
+        for phase in &p.phases {
+            let _ = writeln!(out, "   {}:", phase.phase);
+            let width = phase
+                .statements
+                .iter()
+                .map(|s| location(s).len())
+                .max()
+                .unwrap_or(0);
+            for s in &phase.statements {
+                let _ = writeln!(out, "     {:width$}  {}", location(s), s.summary());
+            }
+            if phase.statements.is_empty() {
+                let _ = writeln!(out, "     (no statements)");
+            }
+        }
+    }
+    out
+}
+
+/// The plan as JSON for tools: one object with `root` and `packages`,
+/// serialised straight from the plan (large plans build no value tree).
+pub fn plan_json<'a>(
+    plan: &'a Plan,
+    existing: Option<&'a BTreeSet<String>>,
+) -> impl Serialize + 'a {
+    PlanJson {
+        root: plan.root.display().to_string(),
+        packages: plan
+            .packages
+            .iter()
+            .map(|p| PackageJson {
+                plan: p,
+                schema_exists: match (existing, &p.schema) {
+                    (Some(e), Some(s)) => Some(e.contains(s)),
+                    _ => None,
+                },
+            })
+            .collect(),
+    }
+}
+
+#[derive(Serialize)]
+struct PlanJson<'a> {
+    root: String,
+    packages: Vec<PackageJson<'a>>,
+}
+
+struct PackageJson<'a> {
+    plan: &'a PackagePlan,
+    schema_exists: Option<bool>,
+}
+
+impl Serialize for PackageJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let p = self.plan;
+        let m = &p.manifest;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("name", &m.name)?;
+        map.serialize_entry("version", &m.version.to_string())?;
+        map.serialize_entry("subclass", m.subclass.as_str())?;
+        map.serialize_entry("scope", m.scope.as_str())?;
+        map.serialize_entry("schema", &p.schema)?;
+        map.serialize_entry("schema_exists", &self.schema_exists)?;
+        map.serialize_entry("dir", &m.dir.display().to_string())?;
+        map.serialize_entry("manifest", &m.manifest_path.display().to_string())?;
+        map.serialize_entry("description", &m.description)?;
+        map.serialize_entry("checksum", &p.checksum)?;
+        let dependencies: Vec<Value> = p
+            .dependencies
+            .iter()
+            .map(|d| {
+                json!({
+                    "name": d.name,
+                    "requirement": d.requirement,
+                    "version": d.version.to_string(),
+                    "schema": d.schema,
+                    "deployed_only": d.deployed_only,
+                })
+            })
+            .collect();
+        map.serialize_entry("dependencies", &dependencies)?;
+        let phases: Vec<PhaseJson<'_>> = p.phases.iter().map(PhaseJson).collect();
+        map.serialize_entry("phases", &phases)?;
+        map.end()
+    }
+}
+
+struct PhaseJson<'a>(&'a PhasePlan);
+
+impl Serialize for PhaseJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        #[derive(Serialize)]
+        struct File<'a> {
+            path: String,
+            checksum: &'a str,
+        }
+        #[derive(Serialize)]
+        struct Stmt<'a> {
+            file: String,
+            line: usize,
+            column: usize,
+            kind: String,
+            defines: Vec<String>,
+            sql: &'a str,
+        }
+        let phase = self.0;
+        let mut map = serializer.serialize_map(Some(3))?;
+        map.serialize_entry("phase", phase.phase.name())?;
+        let files: Vec<File<'_>> = phase
+            .files
+            .iter()
+            .map(|f| File {
+                path: slash_path(&f.path),
+                checksum: &f.checksum,
+            })
+            .collect();
+        map.serialize_entry("files", &files)?;
+        let statements: Vec<Stmt<'_>> = phase
+            .statements
+            .iter()
+            .map(|s| Stmt {
+                file: slash_path(&s.file),
+                line: s.line,
+                column: s.column,
+                kind: s.kind.to_string(),
+                defines: s.defines.iter().map(ToString::to_string).collect(),
+                sql: &s.sql,
+            })
+            .collect();
+        map.serialize_entry("statements", &statements)?;
+        map.end()
+    }
+}
+
+/// `file:line`, with `/` separators.
+fn location(s: &Statement) -> String {
+    format!("{}:{}", slash_path(&s.file), s.line)
+}
+
+/// A script as the SQL that runs, bound values shown in comments after
+/// their statement.
+pub fn script(script: &Script) -> String {
+    let mut out = String::new();
+    for action in &script.actions {
+        match action {
+            Action::Note(note) => {
+                let _ = writeln!(out, "\n-- {note}");
+            }
+            Action::Sql(sql) => {
+                let _ = writeln!(out, "{sql};");
+            }
+            Action::Bound { sql, params } => {
+                let _ = write!(out, "{sql};");
+                if !params.is_empty() {
+                    let _ = write!(out, "\n  -- {}", params_text(params));
+                }
+                let _ = writeln!(out);
+            }
+            Action::Batch { sql, .. } => {
+                let _ = writeln!(out, "{}", sql.trim_end());
+            }
+        }
+    }
+    out
+}
+
+/// Bound values as `$1 = 'x', $2 = 3`.
+fn params_text(params: &[Param]) -> String {
+    let mut s = String::new();
+    for (i, p) in params.iter().enumerate() {
+        let sep = if i > 0 { ", " } else { "" };
+        let _ = write!(s, "{sep}${} = {}", i + 1, p.to_literal());
+    }
+    s
+}
+
+/// `pgpm status` for people: the versions, a table of packages, pending
+/// patches and warnings.
+pub fn status_text(status: &Status) -> String {
+    let mut out = String::new();
+    let server = &status.server;
+    let _ = writeln!(
+        out,
+        "catalog version {}, server PostgreSQL {} ({})",
+        server.catalog_version, server.server_version, server.server_version_num
+    );
+    if status.packages.is_empty() {
+        let _ = writeln!(out, "no packages deployed");
+    } else {
+        let header = [
+            "PACKAGE",
+            "VERSION",
+            "SCHEMA",
+            "OLD REVISIONS",
+            "DEPLOYED AT",
+            "BY",
+            "VCS REF",
+        ];
+        let rows: Vec<[String; 7]> = status
+            .packages
+            .iter()
+            .map(|p| {
+                [
+                    p.name.clone(),
+                    p.version.clone(),
+                    p.schema.clone().unwrap_or_else(|| "(database)".into()),
+                    if p.old_revisions.is_empty() {
+                        "-".into()
+                    } else {
+                        p.old_revisions.join(", ")
+                    },
+                    p.deployed_at.clone(),
+                    p.deployed_by.clone(),
+                    p.vcs_ref
+                        .as_deref()
+                        .map(|r| r.chars().take(12).collect())
+                        .unwrap_or_else(|| "-".into()),
+                ]
+            })
+            .collect();
+        let mut widths = header.map(str::len);
+        for row in &rows {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        let line = |cells: &[&str]| {
+            let mut s = String::new();
+            for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+                if i + 1 == cells.len() {
+                    s.push_str(cell);
+                } else {
+                    let _ = write!(s, "{cell:<w$}  ");
+                }
+            }
+            s
+        };
+        let _ = writeln!(out, "{}", line(&header));
+        for row in &rows {
+            let cells: Vec<&str> = row.iter().map(String::as_str).collect();
+            let _ = writeln!(out, "{}", line(&cells));
+        }
+    }
+    match &status.pending_patches {
+        None => {}
+        Some(p) if p.is_empty() => {
+            let _ = writeln!(out, "no pending patches");
+        }
+        Some(p) => {
+            let _ = writeln!(out, "{} pending patch(es):", p.len());
+            for patch in p {
+                let _ = writeln!(out, "  {}", patch.file_name);
+            }
+        }
+    }
+    for warning in &status.warnings {
+        let _ = writeln!(out, "warning: {warning}");
+    }
+    out
+}
+
+/// `pgpm status --json`.
+pub fn status_json(status: &Status) -> Value {
+    let server = &status.server;
+    json!({
+        "catalog_version": server.catalog_version,
+        "server_version": server.server_version,
+        "server_version_num": server.server_version_num,
+        "last_deploy_server_version_num": server.last_deploy_server_version_num,
+        "packages": status.packages.iter().map(|p| json!({
+            "name": p.name,
+            "version": p.version,
+            "schema": p.schema,
+            "old_revisions": p.old_revisions,
+            "deployed_at": p.deployed_at,
+            "deployed_by": p.deployed_by,
+            "vcs_ref": p.vcs_ref,
+        })).collect::<Vec<_>>(),
+        "pending_patches": status.pending_patches.as_ref().map(|pending| {
+            pending.iter().map(|p| json!({"file_name": p.file_name, "type": p.kind})).collect::<Vec<_>>()
+        }),
+        "warnings": status.warnings,
+    })
+}
+
+/// An error and its chain of causes, one per line, for stderr. A
+/// PostgreSQL error contributes its message, detail and hint.
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = format!("error: {err}");
+    let mut source = err.source();
+    while let Some(cause) = source {
+        if let Some(db) = cause
+            .downcast_ref::<postgres::Error>()
+            .and_then(|e| e.as_db_error())
+        {
+            let _ = write!(out, "\n  caused by: {}: {}", db.severity(), db.message());
+            if let Some(detail) = db.detail() {
+                let _ = write!(out, "\n  detail: {detail}");
+            }
+            if let Some(hint) = db.hint() {
+                let _ = write!(out, "\n  hint: {hint}");
+            }
+            break;
+        }
+        let _ = write!(out, "\n  caused by: {cause}");
+        source = cause.source();
+    }
+    out
+}

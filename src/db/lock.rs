@@ -1,0 +1,120 @@
+//! The one lock every database change goes through.
+//!
+//! pgpm serialises `install`, `deploy`, `migrate` and `remove` with a
+//! session-level advisory lock. It is polled with `pg_try_advisory_lock`
+//! rather than waited for with `pg_advisory_lock`, so that a stuck holder
+//! produces a clear error naming its pid after `--lock-timeout` instead of
+//! a process hanging forever in CI. A session lock (not a transaction lock)
+//! is used because `migrate` runs concurrent patches outside transactions.
+
+use std::ops::{Deref, DerefMut};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use postgres::Client;
+
+use super::QueryError;
+
+/// The advisory lock key: the bytes of "pgpm" as a big-endian integer.
+pub const LOCK_KEY: i64 = 0x7067_706d;
+
+/// How long to wait for the lock when the user gives no `--lock-timeout`.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+const POLL_INTERVAL: Duration = Duration::from_millis(50);
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error(
+        "another pgpm run holds the lock on this database (pid {pid}, {since}); gave up after {waited:?}"
+    )]
+    Timeout {
+        pid: i32,
+        since: String,
+        waited: Duration,
+    },
+    #[error("cannot take pgpm's advisory lock")]
+    Db(#[source] postgres::Error),
+}
+
+/// A connection holding pgpm's advisory lock; the lock is released on drop.
+pub struct Locked<'a> {
+    client: &'a mut Client,
+}
+
+impl<'a> Locked<'a> {
+    /// Takes the lock, polling until `timeout` has passed.
+    pub fn acquire(client: &'a mut Client, timeout: Duration) -> Result<Locked<'a>, LockError> {
+        let start = Instant::now();
+        loop {
+            let got: bool = client
+                .query_one("SELECT pg_try_advisory_lock($1)", &[&LOCK_KEY])
+                .map_err(LockError::Db)?
+                .get(0);
+            if got {
+                return Ok(Locked { client });
+            }
+            if start.elapsed() >= timeout {
+                let (pid, since) = holder(client).map_err(LockError::Db)?;
+                return Err(LockError::Timeout {
+                    pid,
+                    since,
+                    waited: start.elapsed(),
+                });
+            }
+            sleep(POLL_INTERVAL);
+        }
+    }
+}
+
+impl Locked<'_> {
+    /// Begins the transaction a change runs in, on the locked connection.
+    pub fn begin(&mut self) -> Result<postgres::Transaction<'_>, QueryError> {
+        self.client
+            .transaction()
+            .map_err(QueryError::with("cannot begin a transaction"))
+    }
+}
+
+/// Who holds the lock and since when, from `pg_locks` and `pg_stat_activity`.
+fn holder(client: &mut Client) -> Result<(i32, String), postgres::Error> {
+    let row = client.query_opt(
+        "SELECT l.pid,
+                coalesce('running since ' || to_char(a.backend_start, 'YYYY-MM-DD HH24:MI:SS TZ')
+                         || ', ' || coalesce(a.application_name, '') || ' from '
+                         || coalesce(host(a.client_addr), 'local socket')
+                         || ', state ' || coalesce(a.state, 'unknown'), 'unknown')
+           FROM pg_locks l
+           LEFT JOIN pg_stat_activity a ON a.pid = l.pid
+          WHERE l.locktype = 'advisory' AND l.granted
+            AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+            AND l.classid = ($1::bigint >> 32)::int::oid AND l.objid = ($1::bigint & 4294967295)::oid
+            AND l.objsubid = 1",
+        &[&LOCK_KEY],
+    )?;
+    Ok(row
+        .map(|r| (r.get(0), r.get(1)))
+        .unwrap_or((0, "holder already gone".into())))
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        // If the connection is broken the server has released the lock already.
+        let _ = self
+            .client
+            .execute("SELECT pg_advisory_unlock($1)", &[&LOCK_KEY]);
+    }
+}
+
+impl Deref for Locked<'_> {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        self.client
+    }
+}
+
+impl DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut Client {
+        self.client
+    }
+}

@@ -1,0 +1,242 @@
+//! The script of a change: the exact list of actions that `--dry-run`
+//! prints and that [`execute`] runs, in the caller's transaction.
+//!
+//! A package's statements are sent in few large batches (one per phase, one
+//! per table script) rather than one round trip per statement, which is what
+//! makes a deploy as fast as `psql -1 -f`. Each batch runs under a savepoint
+//! so that, when the server's error carries no position, the batch can be
+//! replayed statement by statement to find the failing one and report its
+//! `file:line:column`.
+
+use std::path::PathBuf;
+
+use postgres::Transaction;
+use postgres::types::ToSql;
+
+use super::QueryError;
+use super::quote::quote_literal;
+use crate::event::Event;
+use crate::util::text::{char_to_byte, line_col};
+
+/// A parameter bound to a catalog write.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Param {
+    Text(Option<String>),
+    Int(i32),
+    BigInt(i64),
+}
+
+impl Param {
+    pub fn text(value: impl Into<String>) -> Param {
+        Param::Text(Some(value.into()))
+    }
+
+    fn as_sql(&self) -> &(dyn ToSql + Sync) {
+        match self {
+            Param::Text(v) => v,
+            Param::Int(v) => v,
+            Param::BigInt(v) => v,
+        }
+    }
+
+    /// The value as an SQL literal, for printing a script.
+    pub fn to_literal(&self) -> String {
+        match self {
+            Param::Text(Some(v)) => quote_literal(v),
+            Param::Text(None) => "NULL".into(),
+            Param::Int(v) => v.to_string(),
+            Param::BigInt(v) => v.to_string(),
+        }
+    }
+}
+
+/// Where a statement of a batch came from.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    /// Byte offset of the statement in the batch.
+    pub start: usize,
+    /// Byte length of the statement in the batch.
+    pub len: usize,
+    /// The file as found on disk (the package folder joined with the file).
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+}
+
+/// One thing a script runs, in order.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// A comment in the printed script; runs nothing.
+    Note(String),
+    /// SQL that pgpm generated: identifiers quoted, no values.
+    Sql(String),
+    /// SQL with values bound as parameters.
+    Bound {
+        sql: &'static str,
+        params: Vec<Param>,
+    },
+    /// Statements from a package's files, sent together.
+    Batch {
+        package: String,
+        sql: String,
+        origins: Vec<Origin>,
+    },
+}
+
+/// The exact list of actions a change runs.
+#[derive(Debug, Clone, Default)]
+pub struct Script {
+    pub actions: Vec<Action>,
+}
+
+impl Script {
+    pub fn push(&mut self, action: Action) {
+        self.actions.push(action);
+    }
+
+    /// Whether the script runs nothing (notes only, or empty).
+    pub fn is_empty(&self) -> bool {
+        self.actions.iter().all(|a| matches!(a, Action::Note(_)))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScriptError {
+    /// A statement of a package's files failed: the user's to fix.
+    #[error("{package}: {}:{line}:{column}: statement failed", file.display())]
+    Statement {
+        package: String,
+        file: PathBuf,
+        line: usize,
+        column: usize,
+        #[source]
+        source: postgres::Error,
+    },
+    #[error(transparent)]
+    Query(#[from] QueryError),
+}
+
+impl ScriptError {
+    pub fn is_user_error(&self) -> bool {
+        matches!(self, ScriptError::Statement { .. })
+    }
+}
+
+/// Runs the script's actions in the caller's transaction; `on` hears each
+/// note as the section it opens starts to run.
+pub fn execute(
+    tx: &mut Transaction<'_>,
+    script: &Script,
+    on: &mut dyn FnMut(Event<'_>),
+) -> Result<(), ScriptError> {
+    for action in &script.actions {
+        match action {
+            Action::Note(note) => on(Event::Section { note }),
+            Action::Sql(sql) => tx
+                .batch_execute(sql)
+                .map_err(QueryError::with(format!("pgpm's statement failed: {sql}")))?,
+            Action::Bound { sql, params } => {
+                let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(Param::as_sql).collect();
+                tx.execute(*sql, &params)
+                    .map_err(QueryError::with(format!("catalog write failed: {sql}")))?;
+            }
+            Action::Batch {
+                package,
+                sql,
+                origins,
+            } => run_batch(tx, package, sql, origins)?,
+        }
+    }
+    Ok(())
+}
+
+/// Runs a batch under a savepoint; on failure, finds the statement and
+/// its position in the user's file.
+fn run_batch(
+    tx: &mut Transaction<'_>,
+    package: &str,
+    sql: &str,
+    origins: &[Origin],
+) -> Result<(), ScriptError> {
+    let mut sp = tx
+        .savepoint("pgpm_batch")
+        .map_err(QueryError::with("cannot set a savepoint"))?;
+    let err = match sp.batch_execute(sql) {
+        Ok(()) => {
+            sp.commit()
+                .map_err(QueryError::with("cannot release a savepoint"))?;
+            return Ok(());
+        }
+        Err(err) => err,
+    };
+    if let Some(pos) = error_position(&err) {
+        let byte = char_to_byte(sql, pos);
+        if let Some(origin) = origins.iter().rev().find(|o| o.start <= byte) {
+            return Err(statement_error(
+                package,
+                origin,
+                &sql[origin.start..origin.start + origin.len],
+                Some(byte - origin.start),
+                err,
+            ));
+        }
+    }
+    // No usable position: replay statement by statement to find the culprit.
+    sp.rollback()
+        .map_err(QueryError::with("cannot roll back a savepoint"))?;
+    let mut sp = tx
+        .savepoint("pgpm_replay")
+        .map_err(QueryError::with("cannot set a savepoint"))?;
+    for origin in origins {
+        let text = &sql[origin.start..origin.start + origin.len];
+        if let Err(e) = sp.batch_execute(text) {
+            let offset = error_position(&e).map(|p| char_to_byte(text, p));
+            return Err(statement_error(package, origin, text, offset, e));
+        }
+    }
+    // The batch failed but no single statement did: report the first.
+    let origin = &origins[0];
+    Err(statement_error(
+        package,
+        origin,
+        &sql[origin.start..origin.start + origin.len],
+        None,
+        err,
+    ))
+}
+
+/// PostgreSQL's 1-based character position of an error in the sent text.
+pub fn error_position(err: &postgres::Error) -> Option<usize> {
+    match err.as_db_error()?.position()? {
+        postgres::error::ErrorPosition::Original(p) => Some(*p as usize),
+        postgres::error::ErrorPosition::Internal { .. } => None,
+    }
+}
+
+fn statement_error(
+    package: &str,
+    origin: &Origin,
+    text: &str,
+    offset_in_statement: Option<usize>,
+    source: postgres::Error,
+) -> ScriptError {
+    let (line, column) = match offset_in_statement {
+        Some(offset) => {
+            let offset = offset.min(text.len());
+            let (l, c) = line_col(text, offset);
+            if l == 1 {
+                (origin.line, origin.column + c - 1)
+            } else {
+                (origin.line + l - 1, c)
+            }
+        }
+        None => (origin.line, origin.column),
+    };
+    ScriptError::Statement {
+        package: package.to_string(),
+        file: origin.file.clone(),
+        line,
+        column,
+        source,
+    }
+}

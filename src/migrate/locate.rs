@@ -1,0 +1,86 @@
+//! Finding where a failed group failed, as `path:line:column`.
+
+use postgres::Transaction;
+use postgres::error::ErrorPosition;
+
+use super::plan::{Group, PendingPatch};
+use super::script::GroupScript;
+use crate::sql::Statement;
+use crate::util::text::{char_to_byte, line_col};
+
+/// Finds where a failed group failed, as `path:line:column`.
+///
+/// PostgreSQL's error position (1-based, in characters) is relative to the
+/// whole script, so it points into one patch's part. Errors raised while a
+/// statement runs carry no position; then the group is run again patch by
+/// patch, each in a savepoint of `tx` (which is where it was before the
+/// group), and the failing patch statement by statement, until the same
+/// error comes back. Everything it ran is rolled back.
+pub(super) fn locate(
+    tx: &mut Transaction<'_>,
+    group: &Group,
+    script: &GroupScript,
+    error: &postgres::Error,
+) -> Option<String> {
+    if let Some(ErrorPosition::Original(position)) = error.as_db_error().and_then(|e| e.position())
+    {
+        let at = char_to_byte(&script.sql, *position as usize);
+        let i = script
+            .parts
+            .iter()
+            .position(|r| r.contains(&at) || r.end == at)?;
+        let step = &group.steps[i];
+        let (line, column) = line_col(&step.patch.text, at - script.parts[i].start);
+        return Some(format!("{}:{line}:{column}", step.patch.path.display()));
+    }
+    let code = error.code().cloned();
+    let mut sp = tx.transaction().ok()?;
+    for step in &group.steps {
+        let mut inner = sp.transaction().ok()?;
+        match inner.batch_execute(&step.patch.text) {
+            Ok(()) => inner.commit().ok()?,
+            Err(e) => {
+                inner.rollback().ok()?;
+                if e.code().cloned() != code {
+                    return None;
+                }
+                let location = locate_statement(&mut sp, step)
+                    .unwrap_or_else(|| step.patch.path.display().to_string());
+                let _ = sp.rollback();
+                return Some(location);
+            }
+        }
+    }
+    let _ = sp.rollback();
+    None
+}
+
+/// Runs a patch statement by statement in a savepoint and returns where the
+/// first failing one fails.
+fn locate_statement(tx: &mut Transaction<'_>, step: &PendingPatch) -> Option<String> {
+    let mut sp = tx.transaction().ok()?;
+    for stmt in &step.statements {
+        if let Err(e) = sp.batch_execute(&stmt.sql) {
+            let _ = sp.rollback();
+            return Some(statement_location(step, stmt, &e));
+        }
+    }
+    let _ = sp.rollback();
+    None
+}
+
+/// `path:line:column` of an error in one statement: the error's position
+/// when it has one, else the statement's start.
+pub(super) fn statement_location(
+    step: &PendingPatch,
+    stmt: &Statement,
+    error: &postgres::Error,
+) -> String {
+    let (line, column) = match error.as_db_error().and_then(|e| e.position()) {
+        Some(ErrorPosition::Original(position)) => {
+            line_col(&step.patch.text, stmt.file_offset(*position as usize))
+        }
+        _ => (stmt.line, stmt.column),
+    };
+    format!("{}:{line}:{column}", step.patch.path.display())
+}

@@ -1,0 +1,703 @@
+//! `pgpm deploy`: a plan's packages into their schemas, by mode, with their
+//! grants, ownership and catalog rows, all in one transaction under pgpm's
+//! lock.
+//!
+//! Deploying has two halves. [`prepare`] reads the database (inside the
+//! deploy's transaction, under the lock) and turns a [`Plan`] into a
+//! [`Script`]: the exact list of actions that will run. `db::script::execute`
+//! runs them. `--dry-run` prints the same script instead and rolls back, so
+//! what is printed is what runs.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use postgres::{Client, GenericClient};
+
+use crate::catalog::read::{self, TargetState};
+use crate::catalog::write::{self, DeploymentRecord, PackageRecord};
+use crate::catalog::{self, CatalogError};
+use crate::db::QueryError;
+use crate::db::lock::{DEFAULT_TIMEOUT, LockError, Locked};
+use crate::db::quote::quote_ident;
+use crate::db::script::{self, Action, Origin, Script, ScriptError};
+use crate::event::Event;
+use crate::package::manifest::Phase;
+use crate::package::workspace::{Workspace, WorkspaceError};
+use crate::plan::{self, PackagePlan, Parsing, Plan, PlanError};
+use crate::sql::Statement;
+
+/// What to do when a package's schema exists already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// Refuse.
+    #[default]
+    Safe,
+    /// Rename the existing schema to `<schema>_<N>` and create a new one.
+    Moderate,
+    /// Drop the existing schema with everything that depends on it.
+    Unsafe,
+    /// Run the scripts into the existing schema.
+    Overwrite,
+}
+
+impl Mode {
+    pub const ALL: [Mode; 4] = [Mode::Safe, Mode::Moderate, Mode::Unsafe, Mode::Overwrite];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Safe => "safe",
+            Mode::Moderate => "moderate",
+            Mode::Unsafe => "unsafe",
+            Mode::Overwrite => "overwrite",
+        }
+    }
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Mode, String> {
+        Mode::ALL
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| {
+                format!("unknown mode \"{s}\" (expected safe, moderate, unsafe or overwrite)")
+            })
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Options of `pgpm deploy`.
+#[derive(Debug, Clone)]
+pub struct DeployOptions {
+    pub mode: Mode,
+    /// Owner of the package schemas and their objects (else `owner_role`).
+    pub owner: Option<String>,
+    /// Roles that may use the package schemas (added to `usage_roles`).
+    pub usage: Vec<String>,
+    /// Redeploy only these files into the existing schemas.
+    pub files: Vec<PathBuf>,
+    /// Deploy even when the content checksum equals the deployed one.
+    pub force: bool,
+    /// Prepare the script and roll back: change nothing.
+    pub dry_run: bool,
+    pub vcs_ref: Option<String>,
+    pub vcs_link: Option<String>,
+    pub issue_ref: Option<String>,
+    pub issue_link: Option<String>,
+    pub lock_timeout: Duration,
+}
+
+impl Default for DeployOptions {
+    fn default() -> DeployOptions {
+        DeployOptions {
+            mode: Mode::Safe,
+            owner: None,
+            usage: Vec::new(),
+            files: Vec::new(),
+            force: false,
+            dry_run: false,
+            vcs_ref: None,
+            vcs_link: None,
+            issue_ref: None,
+            issue_link: None,
+            lock_timeout: DEFAULT_TIMEOUT,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    #[error(
+        "schema {schema} of {package} exists already; nothing was changed (use --mode moderate to rename it, unsafe to drop it, or overwrite to deploy into it)"
+    )]
+    SchemaExists { package: String, schema: String },
+    #[error(
+        "{deployed} is deployed into the database's search_path already (scope: database); nothing was changed (use --mode overwrite to run {package}'s scripts again)"
+    )]
+    DatabaseScopeDeployed { package: String, deployed: String },
+    #[error(
+        "{package}: table script {} changed since it was applied to schema {schema} at {applied_at}; table changes go through patches (or redeploy with --mode unsafe)",
+        file.display()
+    )]
+    TableScriptChanged {
+        package: String,
+        schema: String,
+        file: PathBuf,
+        applied_at: String,
+    },
+    #[error("{package}: schema {schema} does not exist, so files cannot be redeployed into it")]
+    SchemaMissing { package: String, schema: String },
+    #[error("{} is not a SQL file of any package being deployed", path.display())]
+    FileNotInPackage { path: PathBuf },
+    #[error("role {role} does not exist")]
+    UnknownRole { role: String },
+    #[error("cannot read {}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Workspace(#[from] WorkspaceError),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Script(#[from] ScriptError),
+}
+
+impl From<QueryError> for DeployError {
+    fn from(e: QueryError) -> DeployError {
+        DeployError::Catalog(e.into())
+    }
+}
+
+impl From<LockError> for DeployError {
+    fn from(e: LockError) -> DeployError {
+        DeployError::Catalog(e.into())
+    }
+}
+
+impl DeployError {
+    pub fn is_user_error(&self) -> bool {
+        match self {
+            DeployError::Io { .. } => false,
+            DeployError::Workspace(e) => !matches!(e, WorkspaceError::Io { .. }),
+            DeployError::Catalog(e) => e.is_user_error(),
+            DeployError::Script(e) => e.is_user_error(),
+            _ => true,
+        }
+    }
+}
+
+type Result<T, E = DeployError> = std::result::Result<T, E>;
+
+/// What happened to a package.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutcomeKind {
+    /// Its schema was created (it did not exist, or was dropped or renamed first).
+    Created,
+    /// The existing schema was renamed to the old revision `to` first.
+    Renamed { to: String },
+    /// The existing schema was dropped first (with what its cascade reached).
+    Dropped,
+    /// Its scripts ran into the existing schema.
+    Overwritten,
+    /// Only the `-f` files ran into the existing schema.
+    Files,
+    /// Its content is deployed already: nothing ran.
+    UpToDate,
+}
+
+/// What a deploy did (or, in a dry run, would do) to one package.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackageOutcome {
+    pub name: String,
+    pub version: String,
+    /// `None` for a `scope: database` package.
+    pub schema: Option<String>,
+    pub kind: OutcomeKind,
+}
+
+impl PackageOutcome {
+    /// `name version`.
+    pub fn label(&self) -> String {
+        format!("{} {}", self.name, self.version)
+    }
+}
+
+/// What a deploy reports when done.
+#[derive(Debug, Clone)]
+pub struct DeployReport {
+    /// The exact script that ran (or, in a dry run, would run).
+    pub script: Script,
+    /// Per package of the workspace, in plan order.
+    pub outcomes: Vec<PackageOutcome>,
+    /// Warnings for the user (what a cascade removes, ...).
+    pub warnings: Vec<String>,
+    pub dry_run: bool,
+}
+
+impl DeployReport {
+    /// Whether the deploy changes anything.
+    pub fn changed(&self) -> bool {
+        self.outcomes
+            .iter()
+            .any(|o| o.kind != OutcomeKind::UpToDate)
+    }
+}
+
+/// Deploys a loaded workspace: lock, one transaction, catalog rows. With
+/// `opts.dry_run`, everything is read and planned, nothing is changed.
+/// `on` hears each package's section as it starts to run.
+pub fn deploy(
+    client: &mut Client,
+    workspace: Workspace,
+    opts: &DeployOptions,
+    on: &mut dyn FnMut(Event<'_>),
+) -> Result<DeployReport> {
+    let mut locked = Locked::acquire(client, opts.lock_timeout)?;
+    let mut tx = catalog::begin_change(&mut locked)?;
+    let deployed = read::deployed(&mut tx)?;
+    let targets = read::target_states(&mut tx, workspace.packages.iter().map(|p| &p.manifest))?;
+    // Packages whose content is deployed already are not parsed: parsing is
+    // most of what an unchanged workspace would otherwise cost, and
+    // prepare() reports them as up to date without looking at their SQL.
+    let skip = !opts.force && opts.files.is_empty();
+    let plan = plan::build(workspace, &deployed, |p| {
+        !skip
+            || !targets
+                .get(&p.manifest.manifest_path)
+                .is_some_and(|t| t.holds(&p.manifest, &p.checksum))
+    })?;
+    let report = prepare(&mut tx, &plan, &targets, opts)?;
+    if opts.dry_run || report.script.is_empty() {
+        tx.rollback()
+            .map_err(QueryError::with("cannot roll back"))?;
+    } else {
+        script::execute(&mut tx, &report.script, on)?;
+        tx.commit()
+            .map_err(QueryError::with("cannot commit the deploy"))?;
+    }
+    Ok(report)
+}
+
+/// Builds the script for `plan` against the database as it is now, given
+/// the state of every package's target (by manifest path).
+///
+/// Must run inside the deploy's transaction, under the lock, so that what it
+/// reads stays true until the script runs. Refusals are decided for every
+/// package before anything is written, so they change nothing.
+pub fn prepare(
+    client: &mut impl GenericClient,
+    plan: &Plan,
+    targets: &HashMap<PathBuf, TargetState>,
+    opts: &DeployOptions,
+) -> Result<DeployReport> {
+    let mut report = DeployReport {
+        script: Script::default(),
+        outcomes: Vec::new(),
+        warnings: Vec::new(),
+        dry_run: opts.dry_run,
+    };
+    check_roles(client, plan, opts)?;
+    let only_files = resolve_files(plan, &opts.files)?;
+    let absent = TargetState {
+        exists: false,
+        package: None,
+    };
+
+    let mut work = Vec::new();
+    for pkg in &plan.packages {
+        let label = pkg.label();
+        let target = targets.get(&pkg.manifest.manifest_path).unwrap_or(&absent);
+        let up_to_date = pkg.parsing == Parsing::Skipped
+            || (only_files.is_none() && !opts.force && target.holds(&pkg.manifest, &pkg.checksum));
+        if up_to_date {
+            report.outcomes.push(outcome(pkg, OutcomeKind::UpToDate));
+            continue;
+        }
+        if let Some(files) = &only_files {
+            let Some(files) = files.get(&label) else {
+                continue;
+            };
+            if let Some(schema) = &pkg.schema
+                && !target.exists
+            {
+                return Err(DeployError::SchemaMissing {
+                    package: label,
+                    schema: schema.clone(),
+                });
+            }
+            work.push((pkg, target, Some(files)));
+            continue;
+        }
+        if target.exists && opts.mode == Mode::Safe {
+            return Err(match &pkg.schema {
+                Some(schema) => DeployError::SchemaExists {
+                    package: label,
+                    schema: schema.clone(),
+                },
+                None => DeployError::DatabaseScopeDeployed {
+                    package: label,
+                    deployed: target
+                        .package
+                        .as_ref()
+                        .map(|p| format!("{} {}", p.name, p.version))
+                        .unwrap_or_default(),
+                },
+            });
+        }
+        work.push((pkg, target, None));
+    }
+    if work.is_empty() {
+        return Ok(report);
+    }
+
+    let script = &mut report.script;
+    script.push(Action::Note("record the deployment".into()));
+    script.push(write::open_deployment(&DeploymentRecord {
+        mode: opts.mode.as_str().into(),
+        vcs_ref: opts.vcs_ref.clone(),
+        vcs_link: opts.vcs_link.clone(),
+        issue_ref: opts.issue_ref.clone(),
+        issue_link: opts.issue_link.clone(),
+    }));
+    for (pkg, target, files) in work {
+        let kind = prepare_package(client, pkg, target, files, opts, &mut report)?;
+        report.outcomes.push(outcome(pkg, kind));
+    }
+    report
+        .script
+        .push(Action::Note("close the deployment record".into()));
+    report.script.push(write::close_deployment());
+    Ok(report)
+}
+
+fn outcome(pkg: &PackagePlan, kind: OutcomeKind) -> PackageOutcome {
+    PackageOutcome {
+        name: pkg.manifest.name.clone(),
+        version: pkg.manifest.version.to_string(),
+        schema: pkg.schema.clone(),
+        kind,
+    }
+}
+
+/// Every role the deploy grants to or gives ownership to must exist.
+fn check_roles(client: &mut impl GenericClient, plan: &Plan, opts: &DeployOptions) -> Result<()> {
+    let roles: BTreeSet<&str> = opts
+        .owner
+        .iter()
+        .chain(&opts.usage)
+        .chain(plan.packages.iter().flat_map(|p| {
+            p.manifest
+                .owner_role
+                .iter()
+                .chain(p.manifest.usage_roles.iter())
+        }))
+        .map(String::as_str)
+        .collect();
+    let roles: Vec<&str> = roles.into_iter().collect();
+    match read::missing_roles(client, &roles)?.into_iter().next() {
+        Some(role) => Err(DeployError::UnknownRole { role }),
+        None => Ok(()),
+    }
+}
+
+/// Maps `-f FILE` arguments to the packages (by label) and package-relative
+/// paths they belong to.
+fn resolve_files(
+    plan: &Plan,
+    files: &[PathBuf],
+) -> Result<Option<BTreeMap<String, BTreeSet<PathBuf>>>> {
+    if files.is_empty() {
+        return Ok(None);
+    }
+    let mut out: BTreeMap<String, BTreeSet<PathBuf>> = BTreeMap::new();
+    for file in files {
+        let abs = file.canonicalize().map_err(|source| DeployError::Io {
+            path: file.clone(),
+            source,
+        })?;
+        let owner = plan.packages.iter().find_map(|pkg| {
+            let dir = pkg.manifest.dir.canonicalize().ok()?;
+            let rel = abs.strip_prefix(&dir).ok()?.to_path_buf();
+            let known = pkg
+                .phases
+                .iter()
+                .any(|ph| ph.statements.iter().any(|s| s.file == rel));
+            known.then(|| (pkg.label(), rel))
+        });
+        let (pkg, rel) =
+            owner.ok_or_else(|| DeployError::FileNotInPackage { path: file.clone() })?;
+        out.entry(pkg).or_default().insert(rel);
+    }
+    Ok(Some(out))
+}
+
+fn prepare_package(
+    client: &mut impl GenericClient,
+    pkg: &PackagePlan,
+    target: &TargetState,
+    only_files: Option<&BTreeSet<PathBuf>>,
+    opts: &DeployOptions,
+    report: &mut DeployReport,
+) -> Result<OutcomeKind> {
+    let mode = if only_files.is_some() {
+        Mode::Overwrite
+    } else {
+        opts.mode
+    };
+    let kind = schema_actions(client, pkg, target, mode, report)?;
+    let fresh_schema = !matches!(kind, OutcomeKind::Overwritten);
+    let kind = if only_files.is_some() {
+        OutcomeKind::Files
+    } else {
+        kind
+    };
+    let script = &mut report.script;
+    statement_actions(client, pkg, fresh_schema, mode, only_files, script)?;
+    grant_actions(pkg, opts, script);
+    catalog_actions(pkg, target, fresh_schema, only_files, opts, script);
+    script.push(write::notify_deploy(
+        &pgpm_client::protocol::DeployPayload {
+            package: pkg.manifest.name.clone(),
+            version: pkg.manifest.version.to_string(),
+            schema: pkg.schema.clone(),
+            mode: Some(mode.as_str().into()),
+        },
+    ));
+    Ok(kind)
+}
+
+/// What happens to the package's schema: rename, drop, create, and the
+/// `search_path` its statements run with. Returns what this deploy does to
+/// the schema; all but [`OutcomeKind::Overwritten`] mean the schema is
+/// created in this deploy (and so gets all its table scripts).
+fn schema_actions(
+    client: &mut impl GenericClient,
+    pkg: &PackagePlan,
+    target: &TargetState,
+    mode: Mode,
+    report: &mut DeployReport,
+) -> Result<OutcomeKind> {
+    let label = pkg.label();
+    let mut kind = if target.exists {
+        OutcomeKind::Overwritten
+    } else {
+        OutcomeKind::Created
+    };
+    let script = &mut report.script;
+    script.push(Action::Note(format!(
+        "package {label}{}",
+        pkg.schema
+            .as_ref()
+            .map(|s| format!(" -> schema {s}"))
+            .unwrap_or_else(|| " (database scope)".into())
+    )));
+    let Some(schema) = &pkg.schema else {
+        script.push(Action::Sql("SET LOCAL search_path TO DEFAULT".into()));
+        return Ok(kind);
+    };
+    let q = quote_ident(schema);
+    if target.exists {
+        match mode {
+            Mode::Safe | Mode::Overwrite => {}
+            Mode::Moderate => {
+                let n = read::free_revision(client, schema)?;
+                let renamed = format!("{schema}_{n}");
+                script.push(Action::Sql(format!(
+                    "ALTER SCHEMA {q} RENAME TO {}",
+                    quote_ident(&renamed)
+                )));
+                script
+                    .actions
+                    .extend(write::record_rename(schema, &renamed, n));
+                report.warnings.push(format!(
+                    "{label}: the existing schema {schema} is kept as old revision {renamed}"
+                ));
+                kind = OutcomeKind::Renamed { to: renamed };
+            }
+            Mode::Unsafe => {
+                for object in read::cascade_victims(client, schema)? {
+                    report.warnings.push(format!(
+                        "{label}: dropping schema {schema} also drops {object}"
+                    ));
+                }
+                script.push(Action::Sql(format!("DROP SCHEMA {q} CASCADE")));
+                script.actions.extend(write::record_drop(schema));
+                kind = OutcomeKind::Dropped;
+            }
+        }
+    }
+    if kind != OutcomeKind::Overwritten {
+        script.push(Action::Sql(format!("CREATE SCHEMA {q}")));
+        script.push(Action::Sql(format!("REVOKE ALL ON SCHEMA {q} FROM PUBLIC")));
+    }
+    let mut path = vec![q];
+    path.extend(
+        pkg.dependencies
+            .iter()
+            .filter_map(|d| d.schema.as_deref())
+            .map(quote_ident),
+    );
+    path.push("public".into());
+    script.push(Action::Sql(format!(
+        "SET LOCAL search_path TO {}",
+        path.join(", ")
+    )));
+    Ok(kind)
+}
+
+/// The package's statements, phase by phase; table scripts only when not
+/// applied to this schema yet (a changed one is an error).
+fn statement_actions(
+    client: &mut impl GenericClient,
+    pkg: &PackagePlan,
+    fresh_schema: bool,
+    mode: Mode,
+    only_files: Option<&BTreeSet<PathBuf>>,
+    script: &mut Script,
+) -> Result<()> {
+    let name = &pkg.manifest.name;
+    let target = pkg.schema.clone().unwrap_or_default();
+    // Table scripts: once per package, target schema and file.
+    let applied = if fresh_schema {
+        HashMap::new()
+    } else {
+        read::applied_table_scripts(client, name, &target)?
+    };
+    for phase in &pkg.phases {
+        if phase.phase == Phase::Tables {
+            for table in pkg.table_scripts() {
+                if only_files.is_some_and(|f| !f.contains(table.path)) {
+                    continue;
+                }
+                let rerun = only_files.is_some();
+                match applied.get(table.path) {
+                    Some(a) if a.checksum == table.checksum && !rerun => continue,
+                    Some(a) if !rerun && mode != Mode::Unsafe => {
+                        return Err(DeployError::TableScriptChanged {
+                            package: pkg.label(),
+                            schema: target,
+                            file: table.path.to_path_buf(),
+                            applied_at: a.applied_at.clone(),
+                        });
+                    }
+                    _ => {}
+                }
+                push_batch(script, pkg, table.statements.iter());
+                script.push(write::record_table_script(
+                    name,
+                    &target,
+                    &table.path.to_string_lossy(),
+                    table.checksum,
+                ));
+            }
+            continue;
+        }
+        let statements = phase
+            .statements
+            .iter()
+            .filter(|s| only_files.is_none_or(|f| f.contains(&s.file)));
+        push_batch(script, pkg, statements);
+    }
+    Ok(())
+}
+
+/// Usage grants and ownership of the package's schema.
+fn grant_actions(pkg: &PackagePlan, opts: &DeployOptions, script: &mut Script) {
+    let Some(schema) = &pkg.schema else { return };
+    let usage: BTreeSet<&String> = opts.usage.iter().chain(&pkg.manifest.usage_roles).collect();
+    for role in usage {
+        script.push(write::grant_usage(schema, role));
+    }
+    if let Some(owner) = opts.owner.as_ref().or(pkg.manifest.owner_role.as_ref()) {
+        script.push(write::set_owner(schema, owner));
+    }
+}
+
+/// The package's catalog rows: the package, its dependencies, what this
+/// deployment did to it.
+fn catalog_actions(
+    pkg: &PackagePlan,
+    target: &TargetState,
+    fresh_schema: bool,
+    only_files: Option<&BTreeSet<PathBuf>>,
+    opts: &DeployOptions,
+    script: &mut Script,
+) {
+    let m = &pkg.manifest;
+    let version = m.version.to_string();
+    let record = PackageRecord {
+        name: m.name.clone(),
+        version: m.version.clone(),
+        subclass: m.subclass.as_str(),
+        scope: m.scope.as_str(),
+        schema: pkg.schema.clone(),
+        description: m.description.clone(),
+        license: m.license.clone(),
+        owner_role: opts.owner.clone().or(m.owner_role.clone()),
+        // Only part of the package is deployed: never "up to date" afterwards.
+        checksum: match only_files {
+            Some(_) => format!("partial:{}", pkg.checksum),
+            None => pkg.checksum.clone(),
+        },
+    };
+    let same_row = target
+        .package
+        .as_ref()
+        .filter(|p| p.name == m.name && p.version == version && !fresh_schema);
+    if let Some(row) = same_row {
+        let action = if only_files.is_some() {
+            "files"
+        } else {
+            "overwritten"
+        };
+        script
+            .actions
+            .extend(write::update_package(row.id, &record, action));
+        return;
+    }
+    if !fresh_schema && target.package.is_some() {
+        // Overwriting another version's schema: that version is gone.
+        script.push(write::mark_schema_removed(
+            pkg.schema.as_deref().unwrap_or_default(),
+        ));
+    }
+    if pkg.schema.is_none() {
+        script.push(write::mark_database_scope_removed(&m.name));
+    }
+    let dependencies: Vec<(String, String, String)> = pkg
+        .dependencies
+        .iter()
+        .map(|d| (d.name.clone(), d.version.to_string(), d.requirement.clone()))
+        .collect();
+    script
+        .actions
+        .extend(write::insert_package(&record, &dependencies));
+}
+
+/// Appends one batch of statements. Statements' origins name the file as
+/// found on disk (the package folder joined with the file), like every
+/// other error that points at a file.
+fn push_batch<'a>(
+    script: &mut Script,
+    pkg: &PackagePlan,
+    statements: impl Iterator<Item = &'a Statement>,
+) {
+    let mut sql = String::new();
+    let mut origins = Vec::new();
+    for stmt in statements {
+        let start = sql.len();
+        sql.push_str(&stmt.sql);
+        let len = stmt.sql.len();
+        if !stmt.sql.trim_end().ends_with(';') {
+            sql.push(';');
+        }
+        sql.push('\n');
+        origins.push(Origin {
+            start,
+            len,
+            file: pkg.manifest.dir.join(&stmt.file),
+            line: stmt.line,
+            column: stmt.column,
+        });
+    }
+    if origins.is_empty() {
+        return;
+    }
+    script.push(Action::Batch {
+        package: pkg.label(),
+        sql,
+        origins,
+    });
+}

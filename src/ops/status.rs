@@ -1,0 +1,97 @@
+//! `pgpm status`: what is deployed in a database, what is pending, and
+//! whether the server changed under the deployed packages.
+//!
+//! Each deployment records the server's version number. When the server's
+//! major version differs from the one recorded at the last deploy, the
+//! server was upgraded (e.g. with `pg_upgrade`) under the packages: long-lived
+//! clients that cache OIDs (django-postgres-hot-upgrade's problem) must
+//! reconnect, and it is wise to redeploy. `status` warns about it.
+
+use std::path::Path;
+
+use postgres::GenericClient;
+
+use crate::catalog::read::{self, PackageStatus, ServerState};
+use crate::catalog::{self, CatalogError};
+use crate::migrate::{PatchError, scan};
+
+/// A pending patch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingPatch {
+    pub file_name: String,
+    pub kind: &'static str,
+}
+
+/// Everything `pgpm status` reports.
+#[derive(Debug, Clone)]
+pub struct Status {
+    pub server: ServerState,
+    pub packages: Vec<PackageStatus>,
+    /// `None` when there is no patch directory to compare with.
+    pub pending_patches: Option<Vec<PendingPatch>>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Patch(#[from] PatchError),
+}
+
+impl StatusError {
+    pub fn is_user_error(&self) -> bool {
+        match self {
+            StatusError::Catalog(e) => e.is_user_error(),
+            StatusError::Patch(e) => e.is_user_error(),
+        }
+    }
+}
+
+/// Reads the status. `patch_dir`, when it exists, is compared with the
+/// applied patches.
+pub fn read(
+    client: &mut impl GenericClient,
+    patch_dir: Option<&Path>,
+) -> Result<Status, StatusError> {
+    catalog::require_current(client)?;
+    let server = read::server_state(client)?;
+    let packages = read::package_statuses(client)?;
+    let pending_patches = match patch_dir.filter(|d| d.is_dir()) {
+        Some(dir) => {
+            let applied = read::applied_patches(client)?;
+            let pending = scan::scan(dir)?
+                .into_iter()
+                .filter(|p| {
+                    !applied.iter().any(|a| {
+                        (a.major, a.minor, a.point) == (p.id.major, p.id.minor, p.id.point)
+                    })
+                })
+                .map(|p| PendingPatch {
+                    file_name: p.file_name,
+                    kind: p.kind.as_str(),
+                })
+                .collect();
+            Some(pending)
+        }
+        None => None,
+    };
+    let mut warnings = Vec::new();
+    let now = server.server_version_num;
+    if let Some(last) = server.last_deploy_server_version_num
+        && last / 10000 != now / 10000
+    {
+        warnings.push(format!(
+            "the server is PostgreSQL {} but the last deploy ran on PostgreSQL {}: the server was upgraded under the deployed packages; long-lived clients that cache OIDs must reconnect, and redeploying is advised",
+            now / 10000,
+            last / 10000
+        ));
+    }
+    Ok(Status {
+        server,
+        packages,
+        pending_patches,
+        warnings,
+    })
+}

@@ -1,0 +1,783 @@
+//! A package's manifest: `package.json` (or the ancestor's `config.json`),
+//! its validation, and the schema name it implies.
+//!
+//! Parsing is strict: an unknown key, a value of the wrong type or a name
+//! PostgreSQL would need quoted is an error that says what is allowed, so a
+//! typo never silently drops a folder or a dependency. The ancestor's
+//! `config.json` is read by the same rules plus its own spellings (`class`,
+//! `user_roles`, comma-separated folder lists, `01_04_00` versions), so old
+//! packages keep working unchanged.
+
+use std::fmt;
+use std::path::{Component, Path, PathBuf};
+
+use semver::{Version, VersionReq};
+use serde_json::{Map, Value};
+
+use crate::version::{self, SemverError};
+
+/// The manifest's file name.
+pub const FILE_NAME: &str = "package.json";
+/// The ancestor pgpm's manifest file name, still accepted.
+pub const ANCESTOR_FILE_NAME: &str = "config.json";
+
+/// PostgreSQL's identifier limit (NAMEDATALEN - 1): longer names are
+/// silently truncated by the server, so pgpm refuses them instead.
+pub const MAX_IDENTIFIER_BYTES: usize = 63;
+
+/// Keys `package.json` may have.
+pub const KNOWN_KEYS: &[&str] = &[
+    "name",
+    "version",
+    "subclass",
+    "scope",
+    "description",
+    "license",
+    "owner_role",
+    "usage_roles",
+    "dependencies",
+    "types_path",
+    "tables_path",
+    "functions_path",
+    "views_path",
+    "triggers_path",
+];
+
+/// Keys only the ancestor's `config.json` may have: `class` (always
+/// `postgres_sql`, ignored) and `user_roles` (the old name of `usage_roles`).
+pub const ANCESTOR_KEYS: &[&str] = &["class", "user_roles"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("{}:{line}:{column}: malformed JSON: {message}", path.display())]
+    Json {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{}: the manifest must be a JSON object", path.display())]
+    NotAnObject { path: PathBuf },
+    #[error("{}: unknown key \"{key}\"; the known keys are: {}", path.display(), known.join(", "))]
+    UnknownKey {
+        path: PathBuf,
+        key: String,
+        known: Vec<&'static str>,
+    },
+    #[error("{}: \"{key}\" is required", path.display())]
+    Missing { path: PathBuf, key: &'static str },
+    #[error("{}: \"{key}\" {expected}", path.display())]
+    Type {
+        path: PathBuf,
+        key: String,
+        expected: &'static str,
+    },
+    #[error(
+        "{}: invalid package name \"{name}\": use lower-case letters, digits and `_`, starting with a letter{}",
+        path.display(),
+        if name.starts_with("pg_") { " (names starting with pg_ are reserved by PostgreSQL)" } else { "" }
+    )]
+    Name { path: PathBuf, name: String },
+    #[error("{}: invalid \"version\"", path.display())]
+    Version {
+        path: PathBuf,
+        #[source]
+        source: SemverError,
+    },
+    #[error("{}: \"{key}\" is \"{value}\"; use one of: {}", path.display(), allowed.join(", "))]
+    Choice {
+        path: PathBuf,
+        key: &'static str,
+        value: String,
+        allowed: &'static [&'static str],
+    },
+    #[error(
+        "{}: schema name \"{schema}\" is {} bytes, over PostgreSQL's limit of {MAX_IDENTIFIER_BYTES}: shorten the package name",
+        path.display(),
+        schema.len()
+    )]
+    SchemaTooLong { path: PathBuf, schema: String },
+    #[error("{}: invalid requirement for dependency \"{dependency}\"", path.display())]
+    Requirement {
+        path: PathBuf,
+        dependency: String,
+        #[source]
+        source: SemverError,
+    },
+    #[error("{}: invalid dependency name \"{dependency}\": package names use lower-case letters, digits and `_`, starting with a letter", path.display())]
+    DependencyName { path: PathBuf, dependency: String },
+    #[error("{}: package \"{name}\" depends on itself", path.display())]
+    SelfDependency { path: PathBuf, name: String },
+    #[error("{}: \"{key}\" folder \"{folder}\" must be a relative path inside the package", path.display())]
+    FolderOutside {
+        path: PathBuf,
+        key: &'static str,
+        folder: String,
+    },
+    #[error("{}: \"{key}\" folder \"{folder}\" does not exist in {}", path.display(), dir.display())]
+    FolderMissing {
+        path: PathBuf,
+        key: &'static str,
+        folder: String,
+        dir: PathBuf,
+    },
+}
+
+/// The kinds of SQL folder a package has, in the order they deploy.
+///
+/// Types come first because everything else uses them; table scripts next
+/// because functions, views and triggers refer to tables; triggers last
+/// because they need both their table and their function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Phase {
+    Types,
+    Tables,
+    Functions,
+    Views,
+    Triggers,
+}
+
+impl Phase {
+    /// Every phase, in deploy order.
+    pub const ALL: [Phase; 5] = [
+        Phase::Types,
+        Phase::Tables,
+        Phase::Functions,
+        Phase::Views,
+        Phase::Triggers,
+    ];
+
+    /// Lower-case name: `types`, `tables`, ...
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Types => "types",
+            Phase::Tables => "tables",
+            Phase::Functions => "functions",
+            Phase::Views => "views",
+            Phase::Triggers => "triggers",
+        }
+    }
+
+    /// The manifest key naming this phase's folders.
+    pub fn key(self) -> &'static str {
+        match self {
+            Phase::Types => "types_path",
+            Phase::Tables => "tables_path",
+            Phase::Functions => "functions_path",
+            Phase::Views => "views_path",
+            Phase::Triggers => "triggers_path",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How a package's schema is named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subclass {
+    /// One schema per version, `name_MAJOR_MINOR_PATCH`: versions live side by side.
+    Versioned,
+    /// One schema, `name`: a new version replaces the old one.
+    Basic,
+}
+
+impl Subclass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Subclass::Versioned => "versioned",
+            Subclass::Basic => "basic",
+        }
+    }
+}
+
+impl fmt::Display for Subclass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a package's objects go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// A schema of the package's own.
+    Schema,
+    /// The database's default `search_path`; no schema of its own.
+    Database,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Schema => "schema",
+            Scope::Database => "database",
+        }
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One entry of `dependencies`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dependency {
+    pub name: String,
+    /// The requirement as written in the manifest (`^1.2`, `01_02_xx`).
+    pub requirement: String,
+    /// The requirement as a Cargo-style semver range.
+    pub req: VersionReq,
+}
+
+/// A validated manifest.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    pub name: String,
+    pub version: Version,
+    pub subclass: Subclass,
+    pub scope: Scope,
+    pub description: Option<String>,
+    pub license: Option<String>,
+    pub owner_role: Option<String>,
+    pub usage_roles: Vec<String>,
+    /// Sorted by name.
+    pub dependencies: Vec<Dependency>,
+    /// The package directory.
+    pub dir: PathBuf,
+    /// The manifest file (`<dir>/package.json` or `<dir>/config.json`).
+    pub manifest_path: PathBuf,
+    /// Folders per phase, relative to `dir`, as listed (duplicates removed).
+    folders: [Vec<PathBuf>; 5],
+    schema: Option<String>,
+}
+
+impl Manifest {
+    /// Validates a manifest read from `path` and checks that its folders exist.
+    pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Manifest, ManifestError> {
+        let manifest = Manifest::parse(path, &String::from_utf8_lossy(bytes))?;
+        manifest.check_folders()?;
+        Ok(manifest)
+    }
+
+    /// Validates manifest text; `path` names the file in messages and
+    /// decides the dialect (`config.json` is the ancestor's). Does not touch
+    /// the disk.
+    pub fn parse(path: &Path, text: &str) -> Result<Manifest, ManifestError> {
+        let ancestor = path.file_name().is_some_and(|n| n == ANCESTOR_FILE_NAME);
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let value: Value = serde_json::from_str(text).map_err(|e| ManifestError::Json {
+            path: path.to_path_buf(),
+            line: e.line(),
+            column: e.column(),
+            message: json_message(&e),
+        })?;
+        let Value::Object(map) = value else {
+            return Err(ManifestError::NotAnObject {
+                path: path.to_path_buf(),
+            });
+        };
+        Fields {
+            path,
+            map,
+            ancestor,
+        }
+        .manifest()
+    }
+
+    /// The schema the package deploys into; `None` for `scope: database`.
+    pub fn schema(&self) -> Option<&str> {
+        self.schema.as_deref()
+    }
+
+    /// The phase's folders, relative to the package directory.
+    pub fn folders(&self, phase: Phase) -> &[PathBuf] {
+        &self.folders[phase.index()]
+    }
+
+    /// `name version`, the way messages name a package.
+    pub fn label(&self) -> String {
+        format!("{} {}", self.name, self.version)
+    }
+
+    /// Every listed folder must be a directory.
+    fn check_folders(&self) -> Result<(), ManifestError> {
+        for phase in Phase::ALL {
+            for folder in self.folders(phase) {
+                if !self.dir.join(folder).is_dir() {
+                    return Err(ManifestError::FolderMissing {
+                        path: self.manifest_path.clone(),
+                        key: phase.key(),
+                        folder: folder.display().to_string(),
+                        dir: self.dir.clone(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The schema name for a package version: `name` for basic packages,
+/// `name_MAJOR_MINOR_PATCH[_PRE]` for versioned ones, where every character
+/// of the pre-release that is not a letter or digit becomes `_` and letters
+/// are lower-cased (`2.0.0-rc.1` gives `_2_0_0_rc_1`), so the result never
+/// needs quoting.
+pub fn schema_name(name: &str, version: &Version, subclass: Subclass) -> String {
+    match subclass {
+        Subclass::Basic => name.to_string(),
+        Subclass::Versioned => {
+            let mut schema = format!(
+                "{name}_{}_{}_{}",
+                version.major, version.minor, version.patch
+            );
+            if !version.pre.is_empty() {
+                schema.push('_');
+                schema.extend(version.pre.as_str().chars().map(|c| {
+                    if c.is_ascii_alphanumeric() {
+                        c.to_ascii_lowercase()
+                    } else {
+                        '_'
+                    }
+                }));
+            }
+            schema
+        }
+    }
+}
+
+/// Whether `name` is a valid package name: `[a-z][a-z0-9_]*`, not `pg_...`.
+pub fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && !name.starts_with("pg_")
+}
+
+/// serde_json's message without its trailing " at line L column C".
+fn json_message(e: &serde_json::Error) -> String {
+    let message = e.to_string();
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_string(),
+        None => message,
+    }
+}
+
+/// The manifest's keys while they are being validated.
+struct Fields<'a> {
+    path: &'a Path,
+    map: Map<String, Value>,
+    ancestor: bool,
+}
+
+impl Fields<'_> {
+    fn manifest(mut self) -> Result<Manifest, ManifestError> {
+        self.check_keys()?;
+        let name = self.string("name")?.ok_or_else(|| self.missing("name"))?;
+        if !valid_name(&name) {
+            return Err(ManifestError::Name {
+                path: self.path.to_path_buf(),
+                name,
+            });
+        }
+        let version_text = self
+            .string("version")?
+            .ok_or_else(|| self.missing("version"))?;
+        let version =
+            version::parse_version(&version_text).map_err(|source| ManifestError::Version {
+                path: self.path.to_path_buf(),
+                source,
+            })?;
+        let subclass = match self.choice("subclass", &["versioned", "basic"])? {
+            Some("basic") => Subclass::Basic,
+            _ => Subclass::Versioned,
+        };
+        let scope = match self.choice("scope", &["schema", "database"])? {
+            Some("database") => Scope::Database,
+            _ => Scope::Schema,
+        };
+        let schema = match scope {
+            Scope::Database => None,
+            Scope::Schema => {
+                let schema = schema_name(&name, &version, subclass);
+                if schema.len() > MAX_IDENTIFIER_BYTES {
+                    return Err(ManifestError::SchemaTooLong {
+                        path: self.path.to_path_buf(),
+                        schema,
+                    });
+                }
+                Some(schema)
+            }
+        };
+        let mut usage_roles = self.strings("usage_roles")?;
+        if self.ancestor {
+            usage_roles.extend(self.strings("user_roles")?);
+        }
+        let mut folders: [Vec<PathBuf>; 5] = Default::default();
+        for phase in Phase::ALL {
+            folders[phase.index()] = self.folders(phase)?;
+        }
+        let dependencies = self.dependencies(&name)?;
+        let dir = match self.path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        Ok(Manifest {
+            description: self.string("description")?,
+            license: self.string("license")?,
+            owner_role: self.string("owner_role")?,
+            name,
+            version,
+            subclass,
+            scope,
+            usage_roles,
+            dependencies,
+            dir,
+            manifest_path: self.path.to_path_buf(),
+            folders,
+            schema,
+        })
+    }
+
+    fn check_keys(&self) -> Result<(), ManifestError> {
+        let known =
+            |k: &str| KNOWN_KEYS.contains(&k) || (self.ancestor && ANCESTOR_KEYS.contains(&k));
+        // serde_json's map is sorted, so the first unknown key is deterministic.
+        if let Some(key) = self.map.keys().find(|k| !known(k)) {
+            let mut list = KNOWN_KEYS.to_vec();
+            if self.ancestor {
+                list.extend(ANCESTOR_KEYS);
+            }
+            return Err(ManifestError::UnknownKey {
+                path: self.path.to_path_buf(),
+                key: key.clone(),
+                known: list,
+            });
+        }
+        Ok(())
+    }
+
+    fn missing(&self, key: &'static str) -> ManifestError {
+        ManifestError::Missing {
+            path: self.path.to_path_buf(),
+            key,
+        }
+    }
+
+    fn type_error(&self, key: &str, expected: &'static str) -> ManifestError {
+        ManifestError::Type {
+            path: self.path.to_path_buf(),
+            key: key.to_string(),
+            expected,
+        }
+    }
+
+    /// A string value; `null` counts as absent.
+    fn string(&mut self, key: &str) -> Result<Option<String>, ManifestError> {
+        match self.map.remove(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(self.type_error(key, "must be a string")),
+        }
+    }
+
+    fn choice(
+        &mut self,
+        key: &'static str,
+        allowed: &'static [&'static str],
+    ) -> Result<Option<&'static str>, ManifestError> {
+        let Some(value) = self.string(key)? else {
+            return Ok(None);
+        };
+        match allowed.iter().find(|a| **a == value) {
+            Some(a) => Ok(Some(*a)),
+            None => Err(ManifestError::Choice {
+                path: self.path.to_path_buf(),
+                key,
+                value,
+                allowed,
+            }),
+        }
+    }
+
+    fn strings(&mut self, key: &str) -> Result<Vec<String>, ManifestError> {
+        match self.map.remove(key) {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::Array(items)) => items
+                .into_iter()
+                .map(|v| match v {
+                    Value::String(s) => Ok(s),
+                    _ => Err(self.type_error(key, "must be a list of strings")),
+                })
+                .collect(),
+            Some(_) => Err(self.type_error(key, "must be a list of strings")),
+        }
+    }
+
+    /// A folder or a list of folders. The ancestor also wrote several
+    /// folders as one comma-separated string (`"functions,triggers"`).
+    fn folders(&mut self, phase: Phase) -> Result<Vec<PathBuf>, ManifestError> {
+        let key = phase.key();
+        let expected = "must be a folder or a list of folders";
+        let listed: Vec<String> = match self.map.remove(key) {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::String(s)) if self.ancestor => {
+                s.split(',').map(|s| s.trim().to_string()).collect()
+            }
+            Some(Value::String(s)) => vec![s],
+            Some(Value::Array(items)) => items
+                .into_iter()
+                .map(|v| match v {
+                    Value::String(s) => Ok(s),
+                    _ => Err(self.type_error(key, expected)),
+                })
+                .collect::<Result<_, _>>()?,
+            Some(_) => return Err(self.type_error(key, expected)),
+        };
+        let mut folders: Vec<PathBuf> = Vec::new();
+        for folder in listed {
+            let path = Path::new(&folder);
+            let inside = !folder.is_empty()
+                && path
+                    .components()
+                    .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
+            if !inside {
+                return Err(ManifestError::FolderOutside {
+                    path: self.path.to_path_buf(),
+                    key,
+                    folder,
+                });
+            }
+            // `./types/` and `types` are the same folder.
+            let normal: PathBuf = path
+                .components()
+                .filter(|c| matches!(c, Component::Normal(_)))
+                .collect();
+            let normal = if normal.as_os_str().is_empty() {
+                PathBuf::from(".")
+            } else {
+                normal
+            };
+            if !folders.contains(&normal) {
+                folders.push(normal);
+            }
+        }
+        Ok(folders)
+    }
+
+    fn dependencies(&mut self, own_name: &str) -> Result<Vec<Dependency>, ManifestError> {
+        let expected = "must be an object mapping package names to version requirements";
+        let map = match self.map.remove("dependencies") {
+            None | Some(Value::Null) => return Ok(Vec::new()),
+            Some(Value::Object(map)) => map,
+            Some(_) => return Err(self.type_error("dependencies", expected)),
+        };
+        let mut dependencies = Vec::with_capacity(map.len());
+        for (name, requirement) in map {
+            let Value::String(requirement) = requirement else {
+                return Err(self.type_error("dependencies", expected));
+            };
+            if !valid_name(&name) {
+                return Err(ManifestError::DependencyName {
+                    path: self.path.to_path_buf(),
+                    dependency: name,
+                });
+            }
+            if name == own_name {
+                return Err(ManifestError::SelfDependency {
+                    path: self.path.to_path_buf(),
+                    name,
+                });
+            }
+            let req = version::parse_requirement(&requirement).map_err(|source| {
+                ManifestError::Requirement {
+                    path: self.path.to_path_buf(),
+                    dependency: name.clone(),
+                    source,
+                }
+            })?;
+            dependencies.push(Dependency {
+                name,
+                requirement,
+                req,
+            });
+        }
+        // The map is sorted by key already; keep that order explicit.
+        dependencies.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(dependencies)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> Result<Manifest, ManifestError> {
+        Manifest::parse(Path::new("pkg/package.json"), json)
+    }
+
+    fn error(json: &str) -> String {
+        parse(json).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn schema_names_follow_subclass_version_and_scope() {
+        let m = parse(r#"{ "name": "billing", "version": "1.4.0" }"#).unwrap();
+        assert_eq!(m.subclass, Subclass::Versioned);
+        assert_eq!(m.scope, Scope::Schema);
+        assert_eq!(m.schema(), Some("billing_1_4_0"));
+        assert_eq!(m.dir, Path::new("pkg"));
+        let m = parse(r#"{ "name": "billing", "version": "2.0.0-RC.1+x" }"#);
+        assert!(matches!(m, Err(ManifestError::Version { .. })));
+        let m = parse(r#"{ "name": "billing", "version": "2.0.0-rc.1" }"#).unwrap();
+        assert_eq!(m.schema(), Some("billing_2_0_0_rc_1"));
+        let m = parse(r#"{ "name": "b", "version": "1.0.0-Beta-2.x" }"#).unwrap();
+        assert_eq!(m.schema(), Some("b_1_0_0_beta_2_x"));
+        let m = parse(r#"{ "name": "core", "version": "01_04_00", "subclass": "basic" }"#).unwrap();
+        assert_eq!(m.version, Version::new(1, 4, 0));
+        assert_eq!(m.schema(), Some("core"));
+        let m = parse(r#"{ "name": "ext", "version": "1.0.0", "scope": "database" }"#).unwrap();
+        assert_eq!(m.schema(), None);
+    }
+
+    #[test]
+    fn a_schema_name_over_63_bytes_is_refused() {
+        let name = "a".repeat(57);
+        // 57 + "_1_0_0" = 63 bytes: allowed.
+        let ok = format!(r#"{{ "name": "{name}", "version": "1.0.0" }}"#);
+        assert_eq!(parse(&ok).unwrap().schema().unwrap().len(), 63);
+        let long = format!(r#"{{ "name": "{name}", "version": "1.0.10" }}"#);
+        assert_eq!(
+            error(&long),
+            format!(
+                "pkg/package.json: schema name \"{name}_1_0_10\" is 64 bytes, over PostgreSQL's limit of 63: shorten the package name"
+            )
+        );
+    }
+
+    #[test]
+    fn names_are_lower_case_identifiers() {
+        for bad in ["Billing", "1billing", "bil-ling", "_billing", "", "bïlling"] {
+            let json = format!(r#"{{ "name": "{bad}", "version": "1.0.0" }}"#);
+            assert_eq!(
+                error(&json),
+                format!(
+                    "pkg/package.json: invalid package name \"{bad}\": use lower-case letters, digits and `_`, starting with a letter"
+                ),
+            );
+        }
+        assert!(
+            error(r#"{ "name": "pg_stuff", "version": "1.0.0" }"#)
+                .ends_with("(names starting with pg_ are reserved by PostgreSQL)")
+        );
+        assert!(parse(r#"{ "name": "a1_b2", "version": "1.0.0" }"#).is_ok());
+    }
+
+    #[test]
+    fn fields_are_checked_with_messages_that_say_what_is_allowed() {
+        assert_eq!(
+            error(r#"{ "version": "1.0.0" }"#),
+            "pkg/package.json: \"name\" is required"
+        );
+        assert_eq!(
+            error(r#"{ "name": "a" }"#),
+            "pkg/package.json: \"version\" is required"
+        );
+        assert_eq!(
+            error(r#"{ "name": "a", "version": 1 }"#),
+            "pkg/package.json: \"version\" must be a string"
+        );
+        assert_eq!(
+            error(r#"{ "name": "a", "version": "1.0.0", "subclass": "fancy" }"#),
+            "pkg/package.json: \"subclass\" is \"fancy\"; use one of: versioned, basic"
+        );
+        assert_eq!(
+            error(r#"{ "name": "a", "version": "1.0.0", "scope": "global" }"#),
+            "pkg/package.json: \"scope\" is \"global\"; use one of: schema, database"
+        );
+        assert_eq!(
+            error(r#"{ "name": "a", "version": "1.0.0", "usage_roles": "app" }"#),
+            "pkg/package.json: \"usage_roles\" must be a list of strings"
+        );
+        assert_eq!(
+            error(r#"{ "name": "a", "version": "1.0.0", "types_path": "../shared" }"#),
+            "pkg/package.json: \"types_path\" folder \"../shared\" must be a relative path inside the package"
+        );
+        assert_eq!(
+            error(r#"{ "name": "a", "version": "1.0.0", "dependencies": { "b": "^^1" } }"#),
+            "pkg/package.json: invalid requirement for dependency \"b\""
+        );
+        assert_eq!(
+            error(r#"{ "name": "a", "version": "1.0.0", "dependencies": { "a": "^1" } }"#),
+            "pkg/package.json: package \"a\" depends on itself"
+        );
+        assert_eq!(
+            error(r#"{ "name": "a", "version": "1.0.0", "dependencies": ["b"] }"#),
+            "pkg/package.json: \"dependencies\" must be an object mapping package names to version requirements"
+        );
+        assert_eq!(
+            error("[1]"),
+            "pkg/package.json: the manifest must be a JSON object"
+        );
+        assert_eq!(
+            error("{\n  \"name\": \"a\",\n}"),
+            "pkg/package.json:3:1: malformed JSON: trailing comma"
+        );
+    }
+
+    #[test]
+    fn folders_and_dependencies() {
+        let m = parse(
+            r#"{
+                "name": "a", "version": "1.0.0",
+                "types_path": ["types", "./types/", "more/types"],
+                "functions_path": "functions",
+                "dependencies": { "zeta": "^1", "core": "01_02_xx" },
+                "usage_roles": ["reader", "writer"], "owner_role": "owner",
+                "description": "d", "license": "MIT"
+            }"#,
+        )
+        .unwrap();
+        assert_eq!(
+            m.folders(Phase::Types),
+            [PathBuf::from("types"), PathBuf::from("more/types")]
+        );
+        assert_eq!(m.folders(Phase::Functions), [PathBuf::from("functions")]);
+        assert!(m.folders(Phase::Tables).is_empty());
+        let deps: Vec<(&str, &str, String)> = m
+            .dependencies
+            .iter()
+            .map(|d| (d.name.as_str(), d.requirement.as_str(), d.req.to_string()))
+            .collect();
+        assert_eq!(
+            deps,
+            [
+                ("core", "01_02_xx", ">=1.2.0, <1.3.0".to_string()),
+                ("zeta", "^1", "^1".to_string())
+            ]
+        );
+        assert_eq!(m.usage_roles, ["reader", "writer"]);
+        assert_eq!(m.owner_role.as_deref(), Some("owner"));
+        // A comma in a package.json folder is part of the name; only the
+        // ancestor's config.json lists folders that way.
+        let m = parse(r#"{ "name": "a", "version": "1.0.0", "functions_path": "f,g" }"#).unwrap();
+        assert_eq!(m.folders(Phase::Functions), [PathBuf::from("f,g")]);
+        let m = Manifest::parse(
+            Path::new("old/config.json"),
+            r#"{ "name": "a", "version": "00_01_00", "functions_path": "f, g" }"#,
+        )
+        .unwrap();
+        assert_eq!(
+            m.folders(Phase::Functions),
+            [PathBuf::from("f"), PathBuf::from("g")]
+        );
+    }
+}

@@ -1,0 +1,291 @@
+//! The plan: packages and catalog state in, ordered packages out.
+//!
+//! Planning is pure. It takes a loaded [`Workspace`] and the versions
+//! already deployed (plain data, read by `catalog::read::deployed`),
+//! parses every SQL file, orders the statements of each phase and the
+//! packages, and returns a value that deploy turns into a script and
+//! `pgpm plan` prints. Nothing here touches a database.
+//!
+//! Within a package the phases run in [`Phase`] order. Table scripts run
+//! once per package and file and are recorded per file, so the tables phase
+//! keeps its statements grouped by file in natural path order and never
+//! reorders them. The other phases order the statements of all their files
+//! together with [`sql::order`]; `DROP` statements in type files run before
+//! everything else of the phase, as the ancestor did, so a type script can
+//! drop an old definition and recreate it.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use crate::package::manifest::{Manifest, Phase};
+use crate::package::resolve::{self, Deployed, ResolveError, ResolvedDependency};
+use crate::package::workspace::{Package, SourceFile, Workspace};
+use crate::sql::{self, SqlError, Statement, StatementKind};
+use crate::util::parallel_map;
+
+/// Why a workspace cannot be planned; both are the user's to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error(transparent)]
+    Sql(#[from] SqlError),
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
+}
+
+type Result<T, E = PlanError> = std::result::Result<T, E>;
+
+/// What a deploy of a workspace would do.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The path the workspace was opened with.
+    pub root: PathBuf,
+    /// Each package after its dependencies; deterministic.
+    pub packages: Vec<PackagePlan>,
+}
+
+/// One package version to deploy.
+#[derive(Debug, Clone)]
+pub struct PackagePlan {
+    pub manifest: Manifest,
+    /// The schema to deploy into; `None` for `scope: database`.
+    pub schema: Option<String>,
+    /// In manifest order (by name).
+    pub dependencies: Vec<ResolvedDependency>,
+    /// Only phases with files, in [`Phase`] order. Empty when the package
+    /// was left unparsed (see `parsing`).
+    pub phases: Vec<PhasePlan>,
+    /// Whether the package's SQL was parsed into `phases`.
+    pub parsing: Parsing,
+    /// SHA-256 over the manifest and every SQL file; see [`Package::checksum`].
+    pub checksum: String,
+}
+
+/// Whether a package's SQL was parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Parsing {
+    Parsed,
+    /// Left out because the caller did not select it: a deploy leaves out
+    /// the packages deployed already with the same content.
+    Skipped,
+}
+
+/// The statements of one phase of a package, in the order they run.
+///
+/// Statement `file`s are relative to the package directory
+/// (`manifest.dir`); join them to it to open or print the file.
+#[derive(Debug, Clone)]
+pub struct PhasePlan {
+    pub phase: Phase,
+    pub statements: Vec<Statement>,
+    /// The phase's files in natural path order.
+    pub files: Vec<PackageFile>,
+}
+
+/// One SQL file of a phase.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackageFile {
+    /// Relative to the package directory, e.g. `tables/1_invoice.sql`.
+    pub path: PathBuf,
+    /// SHA-256 of the file's normalised bytes.
+    pub checksum: String,
+    /// For table scripts, the file's statements as a range of
+    /// [`PhasePlan::statements`]; `None` in phases whose statements are
+    /// ordered across files.
+    pub statements: Option<Range<usize>>,
+}
+
+/// A table script: one file of the tables phase, run and recorded as a unit.
+#[derive(Debug, Clone, Copy)]
+pub struct TableScript<'a> {
+    /// Relative to the package directory.
+    pub path: &'a Path,
+    pub checksum: &'a str,
+    pub statements: &'a [Statement],
+}
+
+impl Plan {
+    /// Every schema the plan deploys into, in plan order.
+    pub fn schemas(&self) -> impl Iterator<Item = &str> {
+        self.packages.iter().filter_map(|p| p.schema.as_deref())
+    }
+}
+
+impl PackagePlan {
+    /// The plan of one phase, if the package has files in it.
+    pub fn phase(&self, phase: Phase) -> Option<&PhasePlan> {
+        self.phases.iter().find(|p| p.phase == phase)
+    }
+
+    /// The table scripts in the order they run, each with its statements.
+    pub fn table_scripts(&self) -> impl Iterator<Item = TableScript<'_>> {
+        self.phase(Phase::Tables).into_iter().flat_map(|phase| {
+            phase.files.iter().map(move |file| TableScript {
+                path: &file.path,
+                checksum: &file.checksum,
+                statements: &phase.statements[file.statements.clone().unwrap_or(0..0)],
+            })
+        })
+    }
+
+    /// `name version`.
+    pub fn label(&self) -> String {
+        self.manifest.label()
+    }
+}
+
+/// Plans a loaded workspace, parsing the SQL of only the packages `parse`
+/// selects (`|_| true` for all); the others are resolved and ordered like
+/// the rest but keep no phases and [`Parsing::Skipped`]. Parsing is most of
+/// what planning costs, so a deploy leaves out the packages whose content
+/// is deployed already. SQL errors (syntax, cycles) are found first, then
+/// dependencies are resolved against the workspace and `deployed`.
+pub fn build(
+    workspace: Workspace,
+    deployed: &[Deployed],
+    parse: impl Fn(&Package) -> bool + Sync,
+) -> Result<Plan> {
+    let phases = parse_all(&workspace.packages, &parse)?;
+    let manifests: Vec<Manifest> = workspace
+        .packages
+        .iter()
+        .map(|p| p.manifest.clone())
+        .collect();
+    let resolution = resolve::resolve(&manifests, deployed)?;
+    let mut slots: Vec<Option<(Package, Option<Vec<PhasePlan>>)>> = workspace
+        .packages
+        .into_iter()
+        .zip(phases)
+        .map(Some)
+        .collect();
+    let mut dependencies: Vec<Option<Vec<ResolvedDependency>>> =
+        resolution.dependencies.into_iter().map(Some).collect();
+    let packages = resolution
+        .order
+        .iter()
+        .map(|&i| {
+            let (package, phases) = slots[i].take().expect("each package once");
+            PackagePlan {
+                schema: package.manifest.schema().map(str::to_string),
+                manifest: package.manifest,
+                dependencies: dependencies[i].take().unwrap_or_default(),
+                parsing: if phases.is_some() {
+                    Parsing::Parsed
+                } else {
+                    Parsing::Skipped
+                },
+                phases: phases.unwrap_or_default(),
+                checksum: package.checksum,
+            }
+        })
+        .collect();
+    Ok(Plan {
+        root: workspace.root,
+        packages,
+    })
+}
+
+/// Parses and orders the SQL of the packages `parse` selects (`None` for
+/// the others), in two passes over every available core: the files of all
+/// of them together, so one large package spreads as well as many small
+/// ones, then each package's statements are ordered. The first error in
+/// package order (and file order within a package) wins, so the result does
+/// not depend on scheduling.
+fn parse_all(
+    packages: &[Package],
+    parse: &(impl Fn(&Package) -> bool + Sync),
+) -> Result<Vec<Option<Vec<PhasePlan>>>> {
+    let selected: Vec<bool> = packages.iter().map(parse).collect();
+    let files: Vec<(&Package, &SourceFile)> = packages
+        .iter()
+        .zip(&selected)
+        .filter(|(_, selected)| **selected)
+        .flat_map(|(package, _)| package.files.iter().map(move |file| (package, file)))
+        .collect();
+    let mut parsed = parallel_map(&files, |(package, file)| {
+        sql::parse_file(&package.manifest.dir.join(&file.path), &file.text)
+    })
+    .into_iter();
+    // Each package's parsed files, taken (once) by the thread that orders them.
+    type Parsed = Vec<Option<std::result::Result<Vec<Statement>, SqlError>>>;
+    let work: Vec<(&Package, Mutex<Option<Parsed>>)> = packages
+        .iter()
+        .zip(selected)
+        .map(|(package, selected)| {
+            let files = selected.then(|| {
+                parsed
+                    .by_ref()
+                    .take(package.files.len())
+                    .map(Some)
+                    .collect()
+            });
+            (package, Mutex::new(files))
+        })
+        .collect();
+    parallel_map(&work, |(package, files)| {
+        let files = files.lock().expect("not poisoned").take();
+        files
+            .map(|files| package_phases(package, files))
+            .transpose()
+    })
+    .into_iter()
+    .collect()
+}
+
+/// The phases of one package: its files' statements (`parsed[i]` is what
+/// [`sql::parse_file`] made of `package.files[i]`), ordered.
+///
+/// Files are parsed under their path as found on disk (the package folder
+/// joined with the relative path), so syntax and cycle errors point at a
+/// file the user can open; the planned statements then carry the path
+/// relative to the package folder.
+fn package_phases(
+    package: &Package,
+    mut parsed: Vec<Option<std::result::Result<Vec<Statement>, SqlError>>>,
+) -> Result<Vec<PhasePlan>> {
+    let dir = &package.manifest.dir;
+    let mut phases = Vec::new();
+    for phase in Phase::ALL {
+        let mut statements = Vec::new();
+        let mut files = Vec::new();
+        for (index, file) in package.files.iter().enumerate() {
+            if file.phase != phase {
+                continue;
+            }
+            let parsed = parsed[index].take().expect("each file once")?;
+            let start = statements.len();
+            statements.extend(parsed);
+            files.push(PackageFile {
+                path: file.path.clone(),
+                checksum: file.checksum.clone(),
+                statements: (phase == Phase::Tables).then_some(start..statements.len()),
+            });
+        }
+        if files.is_empty() {
+            continue;
+        }
+        let mut statements = match phase {
+            Phase::Tables => statements,
+            Phase::Types => {
+                let (drops, rest): (Vec<_>, Vec<_>) = statements
+                    .into_iter()
+                    .partition(|s| matches!(s.kind, StatementKind::Drop(_)));
+                let mut ordered = drops;
+                ordered.extend(sql::order(rest)?);
+                ordered
+            }
+            _ => sql::order(statements)?,
+        };
+        for statement in &mut statements {
+            if let Ok(relative) = statement.file.strip_prefix(dir) {
+                statement.file = relative.to_path_buf();
+            }
+        }
+        phases.push(PhasePlan {
+            phase,
+            statements,
+            files,
+        });
+    }
+    Ok(phases)
+}

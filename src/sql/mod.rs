@@ -1,0 +1,255 @@
+//! Splitting and parsing SQL files: what each statement defines and
+//! references, and the order the statements of one package must run in.
+//!
+//! Parsing is done by `squawk-syntax`, a lossless PostgreSQL parser, so
+//! statement boundaries respect strings, dollar quotes and comments, and a
+//! syntax error is reported at its `file:line:column` before anything runs.
+//!
+//! Ordering follows what PostgreSQL checks when an object is *created*:
+//!
+//! - types named in attributes, arguments, results, domain bases, range
+//!   subtypes, casts, column types and `%TYPE` must exist;
+//! - functions used in defaults, checks, indexes and triggers must exist;
+//! - the bodies of views and of SQL-language functions (string bodies with
+//!   `check_function_bodies` on, and `BEGIN ATOMIC` / `RETURN` bodies) are
+//!   analysed, so the functions, relations and types they use must exist;
+//! - PL/pgSQL (and other procedural) bodies are only syntax-checked, never
+//!   resolved, so what they use creates no ordering constraint. This is what
+//!   lets mutually recursive PL/pgSQL functions deploy at all.
+//!
+//! See <https://www.postgresql.org/docs/current/runtime-config-client.html#GUC-CHECK-FUNCTION-BODIES>.
+//!
+//! Names resolve without argument types (a call site's argument types cannot
+//! be known here), so a reference to an overloaded name depends on every
+//! statement defining that name. Names defined nowhere in the given
+//! statements (built-ins, other packages) are not errors.
+
+use std::fmt;
+use std::path::PathBuf;
+
+mod order;
+mod refs;
+mod split;
+#[cfg(test)]
+mod tests;
+
+pub use order::order;
+pub use split::parse_file;
+
+use crate::util::text::char_to_byte;
+
+/// One top-level statement of a SQL file, with what it defines and uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Statement {
+    /// The path as passed to [`parse_file`], for display.
+    pub file: PathBuf,
+    /// Byte offset of the statement's first token in the file's text.
+    pub offset: usize,
+    /// 1-based line of `offset`.
+    pub line: usize,
+    /// 1-based column of `offset`, in characters.
+    pub column: usize,
+    /// The statement as the server should run it: first token through the
+    /// terminating `;` (if any). Comments before the first token are left out.
+    pub sql: String,
+    /// What kind of statement this is.
+    pub kind: StatementKind,
+    /// What the statement creates (usually one name; a table also defines its
+    /// row type, a range type its multirange and constructor functions).
+    pub defines: Vec<ObjectName>,
+    /// Names the statement uses that must exist when it runs.
+    pub references: Vec<ObjectName>,
+}
+
+impl Statement {
+    /// The byte offset in the file of a 1-based character `position` within
+    /// [`Statement::sql`], as PostgreSQL reports an error's position
+    /// (`DbError::position`). Pass it to `util::text::line_col` with the file's text.
+    /// Positions past the end map to the end of the statement.
+    pub fn file_offset(&self, position: usize) -> usize {
+        self.offset + char_to_byte(&self.sql, position)
+    }
+}
+
+/// The broad kind of a statement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StatementKind {
+    /// `CREATE ...` (including `CREATE OR REPLACE`).
+    Create(ObjectKind),
+    /// `DROP ...`.
+    Drop(ObjectKind),
+    /// Everything else: `COMMENT`, `GRANT`, `ALTER`, `DO`, `INSERT`, ...
+    Other,
+}
+
+/// The kind of object a `CREATE` or `DROP` is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ObjectKind {
+    Type,
+    Domain,
+    Function,
+    Procedure,
+    Aggregate,
+    Operator,
+    Cast,
+    Table,
+    Sequence,
+    View,
+    MaterializedView,
+    Trigger,
+    Index,
+    Schema,
+    Extension,
+    Other,
+}
+
+impl fmt::Display for ObjectKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ObjectKind::Type => "type",
+            ObjectKind::Domain => "domain",
+            ObjectKind::Function => "function",
+            ObjectKind::Procedure => "procedure",
+            ObjectKind::Aggregate => "aggregate",
+            ObjectKind::Operator => "operator",
+            ObjectKind::Cast => "cast",
+            ObjectKind::Table => "table",
+            ObjectKind::Sequence => "sequence",
+            ObjectKind::View => "view",
+            ObjectKind::MaterializedView => "materialized view",
+            ObjectKind::Trigger => "trigger",
+            ObjectKind::Index => "index",
+            ObjectKind::Schema => "schema",
+            ObjectKind::Extension => "extension",
+            ObjectKind::Other => "object",
+        })
+    }
+}
+
+/// What a name can resolve to. Names in different namespaces never match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Namespace {
+    /// Types and domains; tables and views also define their row type here.
+    Type,
+    /// Functions, procedures and aggregates.
+    Routine,
+    /// Tables, views, materialized views, sequences and indexes (`pg_class`).
+    Relation,
+    /// Schemas.
+    Schema,
+    /// Anything else that has a name (triggers, operators, casts, extensions).
+    Other,
+}
+
+/// A possibly schema-qualified name, normalised like PostgreSQL does:
+/// unquoted identifiers lower-cased, quoted ones kept as written.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectName {
+    pub namespace: Namespace,
+    pub schema: Option<String>,
+    pub name: String,
+}
+
+impl ObjectName {
+    /// A name from already-normalised parts.
+    pub fn new(namespace: Namespace, schema: Option<&str>, name: &str) -> ObjectName {
+        ObjectName {
+            namespace,
+            schema: schema.map(str::to_owned),
+            name: name.to_owned(),
+        }
+    }
+}
+
+impl fmt::Display for ObjectName {
+    /// SQL spelling: `schema.name`, identifiers quoted where needed.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(schema) = &self.schema {
+            write!(f, "{}.", squawk_syntax::quote::quote_ident(schema))?;
+        }
+        // Operators and casts are not identifiers.
+        if self.namespace == Namespace::Other {
+            f.write_str(&self.name)
+        } else {
+            f.write_str(&squawk_syntax::quote::quote_ident(&self.name))
+        }
+    }
+}
+
+/// One object on a dependency cycle, with where its statement starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CycleMember {
+    pub kind: ObjectKind,
+    pub name: ObjectName,
+    pub file: PathBuf,
+    pub line: usize,
+}
+
+impl fmt::Display for CycleMember {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parens = match self.kind {
+            ObjectKind::Function | ObjectKind::Procedure | ObjectKind::Aggregate => "()",
+            _ => "",
+        };
+        write!(
+            f,
+            "{} {}{parens} ({}:{})",
+            self.kind,
+            self.name,
+            self.file.display(),
+            self.line
+        )
+    }
+}
+
+/// Errors in a package's SQL files; both are the user's to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum SqlError {
+    #[error("{}:{line}:{column}: syntax error: {message}", file.display())]
+    Syntax {
+        file: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    /// The statements reference each other in a loop; `objects` walks the
+    /// loop once, each member depending on the next and the last on the first.
+    #[error("dependency cycle between SQL objects: {}", cycle_display(objects))]
+    Cycle { objects: Vec<CycleMember> },
+}
+
+fn cycle_display(objects: &[CycleMember]) -> String {
+    let mut parts: Vec<String> = objects.iter().map(ToString::to_string).collect();
+    if let Some(first) = objects.first() {
+        parts.push(first.to_string());
+    }
+    parts.join(" -> ")
+}
+
+impl Statement {
+    /// The statement in a few words: `create type invoice_line`, or its
+    /// first line (cut at 72 characters) when it defines nothing.
+    pub fn summary(&self) -> String {
+        if let (StatementKind::Create(kind), Some(name)) = (self.kind, self.defines.first()) {
+            return format!("create {kind} {name}");
+        }
+        let line = self.sql.lines().next().unwrap_or("").trim();
+        const MAX: usize = 72;
+        if line.chars().count() > MAX {
+            let cut: String = line.chars().take(MAX - 3).collect();
+            format!("{cut}...")
+        } else {
+            line.to_string()
+        }
+    }
+}
+
+impl fmt::Display for StatementKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StatementKind::Create(k) => write!(f, "create {k}"),
+            StatementKind::Drop(k) => write!(f, "drop {k}"),
+            StatementKind::Other => f.write_str("other"),
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! The order the statements of one package run in.
+
+use std::collections::HashMap;
+
+use squawk_syntax::SourceFile;
+use squawk_syntax::ast::{self, AstNode};
+
+use super::{CycleMember, Namespace, ObjectKind, ObjectName, SqlError, Statement, StatementKind};
+use crate::util::toposort::toposort;
+
+/// Statements defining each name: `(namespace, name)` to `(schema, index)`.
+type Definers<'a> = HashMap<(Namespace, &'a str), Vec<(Option<&'a str>, usize)>>;
+
+/// Orders the statements of one package so each comes after the statements
+/// defining what it references.
+///
+/// Stable: statements keep their input order unless one must wait for a
+/// later definition; then it moves to just after it (the smallest possible
+/// move, ties broken by input order). A reference to a name several
+/// statements define depends on all of them; a schema-qualified reference
+/// only matches definitions in that schema, an unqualified one any schema.
+/// A shell type (`CREATE TYPE name;`) satisfies references to its name on
+/// its own, which is what lets a base type's I/O functions precede it.
+pub fn order(statements: Vec<Statement>) -> Result<Vec<Statement>, SqlError> {
+    let count = statements.len();
+    let mut definers: Definers = HashMap::new();
+    for (index, statement) in statements.iter().enumerate() {
+        for name in &statement.defines {
+            definers
+                .entry((name.namespace, name.name.as_str()))
+                .or_default()
+                .push((name.schema.as_deref(), index));
+        }
+    }
+    let shell: Vec<bool> = statements.iter().map(is_shell_type).collect();
+
+    // deps[i]: statements i must come after, ascending and distinct.
+    let mut deps: Vec<Vec<usize>> = vec![Vec::new(); count];
+    for (index, statement) in statements.iter().enumerate() {
+        let mut targets = Vec::new();
+        for name in &statement.references {
+            let Some(candidates) = definers.get(&(name.namespace, name.name.as_str())) else {
+                continue;
+            };
+            let matching = candidates.iter().filter(|(schema, other)| {
+                *other != index && (name.schema.is_none() || name.schema.as_deref() == *schema)
+            });
+            let before = targets.len();
+            targets.extend(matching.map(|&(_, other)| other));
+            if targets[before..].iter().any(|&other| shell[other]) {
+                let mut at = before;
+                while at < targets.len() {
+                    if shell[targets[at]] {
+                        at += 1;
+                    } else {
+                        targets.swap_remove(at);
+                    }
+                }
+            }
+        }
+        targets.sort_unstable();
+        targets.dedup();
+        deps[index] = targets;
+    }
+
+    let sequence = toposort(&deps).map_err(|walk| cycle_error(&statements, walk))?;
+    let mut slots: Vec<Option<Statement>> = statements.into_iter().map(Some).collect();
+    Ok(sequence
+        .into_iter()
+        .filter_map(|index| slots[index].take())
+        .collect())
+}
+
+/// Whether a statement is a bodiless `CREATE TYPE name;`.
+fn is_shell_type(statement: &Statement) -> bool {
+    if statement.kind != StatementKind::Create(ObjectKind::Type) {
+        return false;
+    }
+    let parse = SourceFile::parse(&statement.sql);
+    parse.tree().stmts().next().is_some_and(|stmt| {
+        ast::CreateType::cast(stmt.syntax().clone()).is_some_and(|ty| ty.kind().is_none())
+    })
+}
+
+/// Names the objects of a cycle [`toposort`] found, in dependency order.
+fn cycle_error(statements: &[Statement], walk: Vec<usize>) -> SqlError {
+    let objects = walk
+        .into_iter()
+        .map(|index| {
+            let statement = &statements[index];
+            CycleMember {
+                kind: match statement.kind {
+                    StatementKind::Create(kind) => kind,
+                    _ => ObjectKind::Other,
+                },
+                name: statement
+                    .defines
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| ObjectName::new(Namespace::Other, None, &statement.sql)),
+                file: statement.file.clone(),
+                line: statement.line,
+            }
+        })
+        .collect();
+    SqlError::Cycle { objects }
+}

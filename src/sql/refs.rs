@@ -1,0 +1,595 @@
+//! What a statement defines and what it references, read off its syntax tree.
+
+use std::collections::HashSet;
+
+use squawk_syntax::ast::{self, AstNode};
+use squawk_syntax::{SyntaxKind, SyntaxNode};
+
+use super::{Namespace, ObjectKind, ObjectName, StatementKind};
+
+pub(super) struct Analysis {
+    pub(super) kind: StatementKind,
+    pub(super) defines: Vec<ObjectName>,
+    pub(super) references: Vec<ObjectName>,
+}
+
+/// Classifies one top-level statement and collects its names.
+pub(super) fn analyze(node: &SyntaxNode, first_token: SyntaxKind) -> Analysis {
+    use SyntaxKind as K;
+    let mut defines = Vec::new();
+    let mut refs = Refs::new(node);
+    let kind = match node.kind() {
+        K::CREATE_TYPE => {
+            define_create_type(node, &mut defines, &mut refs);
+            StatementKind::Create(ObjectKind::Type)
+        }
+        K::CREATE_DOMAIN => {
+            define_path(node, K::DOMAIN, Namespace::Type, &mut defines);
+            StatementKind::Create(ObjectKind::Domain)
+        }
+        K::CREATE_FUNCTION => {
+            define_path(node, K::FUNCTION_NAME, Namespace::Routine, &mut defines);
+            StatementKind::Create(ObjectKind::Function)
+        }
+        K::CREATE_PROCEDURE => {
+            define_path(node, K::PROCEDURE_NAME, Namespace::Routine, &mut defines);
+            StatementKind::Create(ObjectKind::Procedure)
+        }
+        K::CREATE_AGGREGATE => {
+            define_path(node, K::AGGREGATE_NAME, Namespace::Routine, &mut defines);
+            StatementKind::Create(ObjectKind::Aggregate)
+        }
+        K::CREATE_OPERATOR => {
+            if let Some(op) = child(node, K::OP) {
+                defines.push(operator_name(&op));
+            }
+            StatementKind::Create(ObjectKind::Operator)
+        }
+        K::CREATE_CAST => {
+            if let Some(sig) = child(node, K::CAST_SIG) {
+                defines.push(cast_name(&sig));
+            }
+            StatementKind::Create(ObjectKind::Cast)
+        }
+        K::CREATE_TABLE | K::CREATE_TABLE_AS | K::CREATE_FOREIGN_TABLE => {
+            define_path(node, K::TABLE_NAME, Namespace::Relation, &mut defines);
+            define_path(node, K::TABLE_NAME, Namespace::Type, &mut defines);
+            StatementKind::Create(ObjectKind::Table)
+        }
+        K::CREATE_SEQUENCE => {
+            define_path(node, K::SEQUENCE, Namespace::Relation, &mut defines);
+            StatementKind::Create(ObjectKind::Sequence)
+        }
+        K::CREATE_VIEW | K::CREATE_MATERIALIZED_VIEW => {
+            define_path(node, K::VIEW, Namespace::Relation, &mut defines);
+            define_path(node, K::VIEW, Namespace::Type, &mut defines);
+            StatementKind::Create(if node.kind() == K::CREATE_VIEW {
+                ObjectKind::View
+            } else {
+                ObjectKind::MaterializedView
+            })
+        }
+        K::CREATE_TRIGGER | K::CREATE_EVENT_TRIGGER => {
+            let name = child(node, K::TRIGGER).or_else(|| child(node, K::EVENT_TRIGGER));
+            if let Some(name) = name {
+                defines.push(ObjectName {
+                    namespace: Namespace::Other,
+                    schema: None,
+                    name: ast::normalize_name_node(&name),
+                });
+            }
+            StatementKind::Create(ObjectKind::Trigger)
+        }
+        K::CREATE_INDEX => {
+            define_index(node, &mut defines);
+            StatementKind::Create(ObjectKind::Index)
+        }
+        K::CREATE_SCHEMA => {
+            let name = child(node, K::NAMED_SCHEMA)
+                .and_then(|named| child(&named, K::SCHEMA))
+                .or_else(|| {
+                    child(node, K::AUTHORIZATION_SCHEMA).and_then(|auth| child(&auth, K::ROLE))
+                });
+            if let Some(name) = name {
+                defines.push(ObjectName {
+                    namespace: Namespace::Schema,
+                    schema: None,
+                    name: ast::normalize_name_node(&name),
+                });
+            }
+            StatementKind::Create(ObjectKind::Schema)
+        }
+        K::CREATE_EXTENSION => {
+            if let Some(name) = child(node, K::EXTENSION) {
+                defines.push(ObjectName {
+                    namespace: Namespace::Other,
+                    schema: None,
+                    name: ast::normalize_name_node(&name),
+                });
+            }
+            StatementKind::Create(ObjectKind::Extension)
+        }
+        kind if first_token == K::DROP_KW => StatementKind::Drop(drop_kind(kind)),
+        _ if first_token == K::CREATE_KW => StatementKind::Create(ObjectKind::Other),
+        _ => StatementKind::Other,
+    };
+
+    // A DROP names what it removes; it must never be moved after a CREATE of
+    // the same name, so it references nothing.
+    if !matches!(kind, StatementKind::Drop(_)) {
+        refs.walk(node);
+        // The string body of a SQL-language function is checked at creation.
+        let body = ast::CreateFunction::cast(node.clone())
+            .and_then(|function| function.sql_body())
+            .or_else(|| ast::CreateProcedure::cast(node.clone()).and_then(|p| p.sql_body()));
+        if let Some(body) = body {
+            let body_root = body.syntax();
+            let mut body_refs = Refs::new(&body_root);
+            body_refs.walk(&body_root);
+            for name in body_refs.names {
+                refs.push(name);
+            }
+        }
+        // Creating an object in a schema needs the schema.
+        for name in &defines {
+            if let Some(schema) = &name.schema {
+                refs.push(ObjectName::new(Namespace::Schema, None, schema));
+            }
+        }
+    }
+
+    let mut seen = HashSet::new();
+    defines.retain(|name| seen.insert(name.clone()));
+    Analysis {
+        kind,
+        defines,
+        references: refs.names,
+    }
+}
+
+fn drop_kind(kind: SyntaxKind) -> ObjectKind {
+    use SyntaxKind as K;
+    match kind {
+        K::DROP_TYPE => ObjectKind::Type,
+        K::DROP_DOMAIN => ObjectKind::Domain,
+        K::DROP_FUNCTION => ObjectKind::Function,
+        K::DROP_PROCEDURE => ObjectKind::Procedure,
+        K::DROP_AGGREGATE => ObjectKind::Aggregate,
+        K::DROP_OPERATOR => ObjectKind::Operator,
+        K::DROP_CAST => ObjectKind::Cast,
+        K::DROP_TABLE | K::DROP_FOREIGN_TABLE => ObjectKind::Table,
+        K::DROP_SEQUENCE => ObjectKind::Sequence,
+        K::DROP_VIEW => ObjectKind::View,
+        K::DROP_MATERIALIZED_VIEW => ObjectKind::MaterializedView,
+        K::DROP_TRIGGER | K::DROP_EVENT_TRIGGER => ObjectKind::Trigger,
+        K::DROP_INDEX => ObjectKind::Index,
+        K::DROP_SCHEMA => ObjectKind::Schema,
+        K::DROP_EXTENSION => ObjectKind::Extension,
+        _ => ObjectKind::Other,
+    }
+}
+
+fn child(node: &SyntaxNode, kind: SyntaxKind) -> Option<SyntaxNode> {
+    node.children().find(|child| child.kind() == kind)
+}
+
+/// Defines the `Path` under the `holder` child of `node` (e.g. `FUNCTION_NAME`).
+fn define_path(
+    node: &SyntaxNode,
+    holder: SyntaxKind,
+    namespace: Namespace,
+    defines: &mut Vec<ObjectName>,
+) {
+    let path = child(node, holder).and_then(|holder| holder.children().find_map(ast::Path::cast));
+    if let Some((schema, name)) = path.and_then(|path| path_parts(&path)) {
+        defines.push(ObjectName {
+            namespace,
+            schema,
+            name,
+        });
+    }
+}
+
+fn path_parts(path: &ast::Path) -> Option<(Option<String>, String)> {
+    let name = path.segment()?.text();
+    let schema = path
+        .qualifier()
+        .and_then(|qualifier| qualifier.segment())
+        .map(|segment| segment.text());
+    (!name.is_empty()).then_some((schema, name))
+}
+
+fn path_ref_parts(path: &ast::PathRef) -> Option<(Option<String>, String)> {
+    let name = path.segment()?.text();
+    let schema = path
+        .qualifier()
+        .and_then(|qualifier| qualifier.segment())
+        .map(|segment| segment.text());
+    (!name.is_empty()).then_some((schema, name))
+}
+
+/// `CREATE TYPE`: the type itself, plus what range and base types bring.
+fn define_create_type(node: &SyntaxNode, defines: &mut Vec<ObjectName>, refs: &mut Refs) {
+    define_path(node, SyntaxKind::TYPE_NAME, Namespace::Type, defines);
+    let Some(this) = defines.first().cloned() else {
+        return;
+    };
+    if let Some(range) = child(node, SyntaxKind::RANGE_TYPE) {
+        // A range type comes with a multirange type and constructor functions
+        // named like both.
+        // https://www.postgresql.org/docs/current/sql-createtype.html#SQL-CREATETYPE-RANGE
+        let explicit = attributes(&range)
+            .find(|(key, _)| key == "multirange_type_name")
+            .and_then(|(_, value)| value.descendants().find_map(ast::PathRef::cast))
+            .and_then(|path| path_ref_parts(&path));
+        let (schema, multirange) = explicit.unwrap_or_else(|| {
+            let name = match this.name.find("range") {
+                Some(at) => format!("{}multirange{}", &this.name[..at], &this.name[at + 5..]),
+                None => format!("{}_multirange", this.name),
+            };
+            (this.schema.clone(), name)
+        });
+        defines.push(ObjectName::new(
+            Namespace::Routine,
+            this.schema.as_deref(),
+            &this.name,
+        ));
+        defines.push(ObjectName {
+            namespace: Namespace::Type,
+            schema: schema.clone(),
+            name: multirange.clone(),
+        });
+        defines.push(ObjectName {
+            namespace: Namespace::Routine,
+            schema,
+            name: multirange,
+        });
+    } else if child(node, SyntaxKind::BASE_TYPE).is_some() {
+        // A base type's I/O functions take and return the shell type created
+        // by an earlier bodiless `CREATE TYPE name;`, which must come first.
+        refs.push(this);
+    }
+}
+
+/// `CREATE INDEX name ON [schema.]table`: the index lives in the table's schema.
+fn define_index(node: &SyntaxNode, defines: &mut Vec<ObjectName>) {
+    let Some(index) = child(node, SyntaxKind::INDEX) else {
+        return;
+    };
+    let Some((schema, name)) = index
+        .children()
+        .find_map(ast::Path::cast)
+        .and_then(|path| path_parts(&path))
+    else {
+        return;
+    };
+    let schema = schema.or_else(|| {
+        node.descendants()
+            .find(|n| n.kind() == SyntaxKind::TABLE_NAME_REF)
+            .and_then(|table| table.children().find_map(ast::PathRef::cast))
+            .and_then(|path| path_ref_parts(&path))
+            .and_then(|(schema, _)| schema)
+    });
+    defines.push(ObjectName {
+        namespace: Namespace::Relation,
+        schema,
+        name,
+    });
+}
+
+/// `[schema.]op`: operators are named by their symbol.
+fn operator_name(op: &SyntaxNode) -> ObjectName {
+    let schema = op
+        .children()
+        .find_map(ast::PathRef::cast)
+        .and_then(|path| path.qualifier())
+        .and_then(|qualifier| qualifier.segment())
+        .map(|segment| segment.text());
+    let name: String = op
+        .descendants_with_tokens()
+        .filter_map(|element| element.into_token())
+        .filter(|token| {
+            !token.kind().is_trivia()
+                && !token
+                    .parent_ancestors()
+                    .any(|ancestor| ancestor.kind() == SyntaxKind::PATH_REF)
+        })
+        .map(|token| token.text().to_owned())
+        .collect();
+    ObjectName {
+        namespace: Namespace::Other,
+        schema,
+        name,
+    }
+}
+
+/// `(source AS target)`, with whitespace collapsed and names lower-cased.
+fn cast_name(sig: &SyntaxNode) -> ObjectName {
+    let types: Vec<String> = sig
+        .children()
+        .map(|ty| {
+            ty.descendants_with_tokens()
+                .filter_map(|element| element.into_token())
+                .filter(|token| !token.kind().is_trivia())
+                .map(|token| {
+                    let text = token.text();
+                    if text.starts_with('"') {
+                        text.to_owned()
+                    } else {
+                        text.to_ascii_lowercase()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+                .replace(" . ", ".")
+                .replace(" [", "[")
+                .replace("[ ", "[")
+                .replace(" ]", "]")
+        })
+        .collect();
+    ObjectName {
+        namespace: Namespace::Other,
+        schema: None,
+        name: format!("({})", types.join(" as ")),
+    }
+}
+
+/// `key = value` pairs of an attribute list (`CREATE AGGREGATE`, `CREATE
+/// OPERATOR`, range and base types), keys lower-cased.
+fn attributes(node: &SyntaxNode) -> impl Iterator<Item = (String, SyntaxNode)> {
+    node.descendants()
+        .filter_map(ast::AttributeOption::cast)
+        .filter_map(|option| {
+            let key = ast::normalize_name_node(option.name()?.syntax());
+            Some((key, option.attribute_value()?.syntax().clone()))
+        })
+}
+
+/// Attribute keys whose value names a function.
+const ROUTINE_KEYS: &[&str] = &[
+    // CREATE AGGREGATE
+    "sfunc",
+    "finalfunc",
+    "combinefunc",
+    "serialfunc",
+    "deserialfunc",
+    "msfunc",
+    "minvfunc",
+    "mfinalfunc",
+    // CREATE OPERATOR
+    "function",
+    "procedure",
+    "restrict",
+    "join",
+    // CREATE TYPE (base and range)
+    "input",
+    "output",
+    "receive",
+    "send",
+    "typmod_in",
+    "typmod_out",
+    "analyze",
+    "subscript",
+    "canonical",
+    "subtype_diff",
+];
+
+/// Attribute keys whose value names a type.
+const TYPE_KEYS: &[&str] = &[
+    "stype", "mstype", "basetype", "leftarg", "rightarg", "subtype", "element", "like",
+];
+
+/// Names used by a statement, in order of first use, without duplicates.
+struct Refs {
+    names: Vec<ObjectName>,
+    seen: HashSet<ObjectName>,
+    /// Names of the statement's common table expressions: `FROM cte` is not
+    /// a relation defined elsewhere.
+    ctes: HashSet<String>,
+}
+
+impl Refs {
+    fn new(root: &SyntaxNode) -> Refs {
+        let ctes = root
+            .descendants()
+            .filter(|node| node.kind() == SyntaxKind::CTE_NAME)
+            .map(|node| ast::normalize_name_node(&node))
+            .collect();
+        Refs {
+            names: Vec::new(),
+            seen: HashSet::new(),
+            ctes,
+        }
+    }
+
+    fn push(&mut self, name: ObjectName) {
+        if self.seen.insert(name.clone()) {
+            self.names.push(name);
+        }
+    }
+
+    fn push_path_ref(&mut self, namespace: Namespace, path: Option<ast::PathRef>) {
+        if let Some((schema, name)) = path.as_ref().and_then(path_ref_parts) {
+            if namespace == Namespace::Relation && schema.is_none() && self.ctes.contains(&name) {
+                return;
+            }
+            self.push(ObjectName {
+                namespace,
+                schema,
+                name,
+            });
+        }
+    }
+
+    /// Pushes the name held by a `*_REF` node's `PathRef` child.
+    fn push_ref_node(&mut self, namespace: Namespace, node: &SyntaxNode) {
+        self.push_path_ref(namespace, node.children().find_map(ast::PathRef::cast));
+    }
+
+    fn walk(&mut self, node: &SyntaxNode) {
+        use SyntaxKind as K;
+        match node.kind() {
+            K::PATH_TYPE | K::TYPE_NAME_REF | K::DOMAIN_REF => {
+                self.push_ref_node(Namespace::Type, node);
+                // Type modifiers (`numeric(10, 2)`) hold no names.
+                return;
+            }
+            K::PERCENT_TYPE => {
+                // `table.column%TYPE` needs the table.
+                let table = node
+                    .children()
+                    .find_map(ast::PathRef::cast)
+                    .and_then(|path| path.qualifier());
+                self.push_path_ref(Namespace::Relation, table);
+                return;
+            }
+            K::FUNCTION_NAME_REF | K::PROCEDURE_NAME_REF | K::ROUTINE_NAME_REF => {
+                self.push_ref_node(Namespace::Routine, node);
+                return;
+            }
+            K::RELATION_NAME_REF | K::TABLE_NAME_REF | K::VIEW_REF | K::SEQUENCE_REF => {
+                self.push_ref_node(Namespace::Relation, node);
+                return;
+            }
+            K::QUALIFIED_COLUMN_NAME_REF => {
+                let table = node
+                    .children()
+                    .find_map(ast::PathRef::cast)
+                    .and_then(|path| path.qualifier());
+                self.push_path_ref(Namespace::Relation, table);
+                return;
+            }
+            K::SCHEMA_REF => {
+                let name = ast::normalize_name_node(node);
+                if !name.is_empty() {
+                    self.push(ObjectName::new(Namespace::Schema, None, &name));
+                }
+                return;
+            }
+            K::CALL_EXPR if self.call(node) => return,
+            K::ATTRIBUTE_OPTION => {
+                self.attribute(node);
+                return;
+            }
+            _ => {}
+        }
+        for child in node.children() {
+            self.walk(&child);
+        }
+    }
+
+    /// A function call: its name, and a sequence named in a string passed to
+    /// `nextval`/`currval`/`setval` (a `regclass` resolved at parse time).
+    /// Returns whether the arguments were walked already.
+    fn call(&mut self, node: &SyntaxNode) -> bool {
+        let Some(callee) = node.first_child() else {
+            return false;
+        };
+        let (schema, name) = match callee.kind() {
+            SyntaxKind::NAME_REF => (None, ast::normalize_name_node(&callee)),
+            SyntaxKind::FIELD_EXPR => {
+                let parts: Vec<SyntaxNode> = callee.children().collect();
+                match parts.as_slice() {
+                    [schema, name]
+                        if schema.kind() == SyntaxKind::NAME_REF
+                            && name.kind() == SyntaxKind::NAME_REF =>
+                    {
+                        (
+                            Some(ast::normalize_name_node(schema)),
+                            ast::normalize_name_node(name),
+                        )
+                    }
+                    _ => return false,
+                }
+            }
+            _ => return false,
+        };
+        if name.is_empty() {
+            return false;
+        }
+        if schema.as_deref().is_none_or(|s| s == "pg_catalog")
+            && matches!(name.as_str(), "nextval" | "currval" | "setval")
+            && let Some(sequence) = first_string_arg(node).and_then(|s| parse_qualified(&s))
+        {
+            self.push(ObjectName {
+                namespace: Namespace::Relation,
+                schema: sequence.0,
+                name: sequence.1,
+            });
+        }
+        self.push(ObjectName {
+            namespace: Namespace::Routine,
+            schema,
+            name,
+        });
+        for child in node.children().skip(1) {
+            self.walk(&child);
+        }
+        true
+    }
+
+    fn attribute(&mut self, node: &SyntaxNode) {
+        let Some(option) = ast::AttributeOption::cast(node.clone()) else {
+            return;
+        };
+        let (Some(key), Some(value)) = (option.name(), option.attribute_value()) else {
+            return;
+        };
+        let key = ast::normalize_name_node(key.syntax());
+        if ROUTINE_KEYS.contains(&key.as_str()) {
+            let path = value.syntax().descendants().find_map(ast::PathRef::cast);
+            self.push_path_ref(Namespace::Routine, path);
+        } else if TYPE_KEYS.contains(&key.as_str()) {
+            self.walk(value.syntax());
+        }
+    }
+}
+
+/// The first argument of a call when it is a plain string literal.
+fn first_string_arg(call: &SyntaxNode) -> Option<String> {
+    let args = ast::CallExpr::cast(call.clone())?.arg_list()?;
+    let first = args.args().next()?;
+    match first.expr()? {
+        ast::Expr::Literal(literal) => literal.string_value(),
+        _ => None,
+    }
+}
+
+/// Splits `schema.name` (as written inside a `regclass` string) into
+/// normalised parts.
+fn parse_qualified(text: &str) -> Option<(Option<String>, String)> {
+    let mut parts = Vec::new();
+    let mut chars = text.trim().chars().peekable();
+    loop {
+        let mut part = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            loop {
+                match chars.next()? {
+                    '"' if chars.peek() == Some(&'"') => {
+                        chars.next();
+                        part.push('"');
+                    }
+                    '"' => break,
+                    c => part.push(c),
+                }
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c == '.' {
+                    break;
+                }
+                part.push(c.to_ascii_lowercase());
+                chars.next();
+            }
+        }
+        parts.push(part);
+        match chars.next() {
+            Some('.') => continue,
+            None => break,
+            Some(_) => return None,
+        }
+    }
+    let name = parts.pop().filter(|name| !name.is_empty())?;
+    Some((parts.pop(), name))
+}

@@ -1,0 +1,102 @@
+//! Splitting a file into statements, with exact positions, and syntax
+//! errors as a user reads them.
+
+use std::path::Path;
+
+use squawk_syntax::ast::AstNode;
+use squawk_syntax::{SourceFile, SyntaxKind};
+
+use super::refs::analyze;
+use super::{SqlError, Statement};
+use crate::util::text::LineIndex;
+
+/// Splits and parses one SQL file.
+///
+/// `path` is only used for display. Offsets are into `text` as given, so a
+/// leading byte-order mark counts as its three bytes. Any syntax error (also
+/// inside the string body of a SQL-language function) fails the whole file.
+pub fn parse_file(path: &Path, text: &str) -> Result<Vec<Statement>, SqlError> {
+    let parse = SourceFile::parse(text);
+    let lines = LineIndex::new(text);
+    if let Some(error) = parse.errors().into_iter().next() {
+        let offset = usize::from(error.range().start());
+        let (line, column) = lines.line_col(text, offset);
+        return Err(SqlError::Syntax {
+            file: path.to_owned(),
+            line,
+            column,
+            message: format!("{}{}", readable(error.message()), near(text, offset)),
+        });
+    }
+    let mut statements = Vec::new();
+    for stmt in parse.tree().stmts() {
+        let node = stmt.syntax();
+        let mut tokens = node
+            .descendants_with_tokens()
+            .filter_map(|element| element.into_token())
+            .filter(|token| !token.kind().is_trivia());
+        let Some(first) = tokens.next() else {
+            continue;
+        };
+        if node.kind() == SyntaxKind::EMPTY_STMT {
+            continue;
+        }
+        let last = tokens.last().unwrap_or_else(|| first.clone());
+        let start = usize::from(first.text_range().start());
+        let end = usize::from(last.text_range().end());
+        let (line, column) = lines.line_col(text, start);
+        let analysis = analyze(node, first.kind());
+        statements.push(Statement {
+            file: path.to_owned(),
+            offset: start,
+            line,
+            column,
+            sql: text[start..end].to_owned(),
+            kind: analysis.kind,
+            defines: analysis.defines,
+            references: analysis.references,
+        });
+    }
+    Ok(statements)
+}
+/// The parser names tokens by their kind (`expected R_PAREN`, `AS_KW`);
+/// a user reads `expected ")"` and `AS` better.
+fn readable(message: &str) -> String {
+    let token = |word: &str| -> Option<String> {
+        let punctuation = match word {
+            "L_PAREN" => "(",
+            "R_PAREN" => ")",
+            "L_BRACK" => "[",
+            "R_BRACK" => "]",
+            "SEMICOLON" => ";",
+            "COMMA" => ",",
+            "DOT" => ".",
+            "COLON" => ":",
+            "EQ" => "=",
+            "STAR" => "*",
+            "IDENT" => return Some("an identifier".into()),
+            _ => return word.strip_suffix("_KW").map(|kw| format!("\"{kw}\"")),
+        };
+        Some(format!("\"{punctuation}\""))
+    };
+    message
+        .split(' ')
+        .map(|word| token(word).unwrap_or_else(|| word.to_string()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// ` (at or near "word")` for an error message, like PostgreSQL says it.
+fn near(text: &str, offset: usize) -> String {
+    let rest = text.get(offset..).unwrap_or("").trim_start();
+    let word: String = rest
+        .chars()
+        .take_while(|c| !c.is_whitespace())
+        .take(30)
+        .collect();
+    if word.is_empty() {
+        " (at end of input)".to_owned()
+    } else {
+        format!(" (at or near \"{word}\")")
+    }
+}

@@ -1,0 +1,12 @@
+//! pgpm's integration tests: one binary, one throwaway PostgreSQL cluster
+//! for all of them (see [`common`]), a fresh database per test.
+
+mod common;
+
+mod client;
+mod deploy;
+mod install;
+mod migrate;
+mod operate;
+mod plan;
+mod semver_sql;
