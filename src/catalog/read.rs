@@ -149,6 +149,9 @@ pub fn target_states<'a>(
 
 /// The roles of `roles` that do not exist, in the order given.
 pub fn missing_roles(client: &mut impl GenericClient, roles: &[&str]) -> Result<Vec<String>> {
+    if roles.is_empty() {
+        return Ok(Vec::new());
+    }
     let rows = client
         .query(
             "SELECT r FROM unnest($1::text[]) WITH ORDINALITY AS u(r, i)

@@ -47,9 +47,11 @@ enum Command {
     /// and, per phase, the ordered statements with their file:line.
     Plan(PlanArgs),
     /// Deploy the packages at PATH, each into its own schema, in one transaction.
+    #[command(override_usage = "pgpm deploy [OPTIONS] [CONN] [PATH]")]
     Deploy(DeployArgs),
     /// Apply pending numbered patches (patch-MAJOR-MINOR-POINT-TYPE.sql),
     /// by default only the first group of adjacent patches of one type.
+    #[command(override_usage = "pgpm migrate [OPTIONS] [CONN] [DIR]")]
     Migrate(MigrateArgs),
     /// Show the deployed packages, pending patches, catalog and server versions.
     Status(StatusArgs),
@@ -179,12 +181,11 @@ fn uninstall(args: UninstallArgs) -> Result<()> {
 struct PlanArgs {
     #[command(flatten)]
     target: Target,
-    /// `[PATH] [CONN]`: a package folder (with a package.json) or a
-    /// workspace folder, every package below it [default: .]; and a
-    /// connection. Only with a connection does `plan` connect: it then also
+    /// A package folder (with a package.json) or a workspace folder, every
+    /// package below it [default: .]; and a connection (as for -d/--db). Only with a connection does `plan` connect: it then also
     /// resolves against the versions deployed there and says which schemas
     /// exist already. Without one, planning is fully offline.
-    #[arg(value_name = "PATH", num_args = 0..=2)]
+    #[arg(value_names = ["PATH", "CONN"], num_args = 0..=2)]
     args: Vec<String>,
     /// Print the plan as JSON.
     #[arg(long)]
@@ -225,10 +226,10 @@ fn plan(args: PlanArgs) -> Result<()> {
 struct DeployArgs {
     #[command(flatten)]
     target: Target,
-    /// `[CONN] [PATH]`: a connection (as for -d/--db) and a package or a
-    /// workspace of packages [default: .]. An argument that is not a
+    /// A connection (as for -d/--db) and a package or a workspace of
+    /// packages [default: .]. An argument that is not a
     /// connection string (no `=`, not a URI) is PATH.
-    #[arg(value_name = "PATH", num_args = 0..=2)]
+    #[arg(value_names = ["CONN", "PATH"], num_args = 0..=2)]
     args: Vec<String>,
     #[command(flatten)]
     mode: ModeArg,
@@ -324,10 +325,10 @@ fn print_deploy(report: &DeployReport) {
 struct MigrateArgs {
     #[command(flatten)]
     target: Target,
-    /// `[CONN] [DIR]`: a connection (as for -d/--db) and the directory of
-    /// patches [default: patches]. An argument that is not a connection
+    /// A connection (as for -d/--db) and the directory of patches
+    /// [default: patches]. An argument that is not a connection
     /// string (no `=`, not a URI) is DIR.
-    #[arg(value_name = "DIR", num_args = 0..=2)]
+    #[arg(value_names = ["CONN", "DIR"], num_args = 0..=2)]
     args: Vec<String>,
     /// Apply group after group until nothing is pending. Without it only the
     /// first group runs: on a busy database each group may take locks.

@@ -374,20 +374,26 @@ fn privileges_and_a_hostile_search_path() {
     assert_eq!(search_path(&mut c), "billing_1_4_2, core_1_0_0, public");
 }
 
-/// Polls a connection's notifications until one deploy event arrives.
+/// A connection's notifications until one deploy event arrives: what
+/// `take_pending` has, then, while no deploy event is among them, the next
+/// notification as it arrives (the server delivers them asynchronously).
 fn wait_for_events(c: &mut Client) -> client::Pending {
+    use postgres::fallible_iterator::FallibleIterator;
     let deadline = Instant::now() + Duration::from_secs(10);
-    let mut all = client::Pending::default();
-    while Instant::now() < deadline {
-        let pending = client::take_pending(c).unwrap();
-        all.other.extend(pending.other);
-        all.events.extend(pending.events);
-        if !all.events.is_empty() {
-            return all;
+    let mut all = client::take_pending(c).unwrap();
+    while all.events.is_empty() {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let n = c.notifications().timeout_iter(remaining).next().unwrap();
+        let n = n.expect("a deploy event arrives");
+        match client::is_pgpm_channel(n.channel())
+            .then(|| client::DeployEvent::parse(n.channel(), n.payload()).ok())
+            .flatten()
+        {
+            Some(event) => all.events.push(event),
+            None => all.other.push(n),
         }
-        std::thread::sleep(Duration::from_millis(20));
     }
-    panic!("no deploy event arrived");
+    all
 }
 
 #[test]

@@ -70,6 +70,11 @@ pub fn server() -> &'static Server {
                     .unwrap();
             }
         }
+        // Log lines name their database, so a test can count the statements
+        // a command sent to its own (see `TestDb::statements_logged`).
+        client
+            .batch_execute("ALTER SYSTEM SET log_line_prefix = '%m [%p] db=%d '")
+            .unwrap();
         client.batch_execute("SELECT pg_reload_conf()").unwrap();
         Server {
             admin,
@@ -219,6 +224,60 @@ impl TestDb {
 
     pub fn query_scalar<T: for<'a> postgres::types::FromSql<'a>>(&self, sql: &str) -> T {
         self.connect().query_one(sql, &[]).expect(sql).get(0)
+    }
+}
+
+impl TestDb {
+    /// Runs `f` with every statement sent to this database logged, and
+    /// returns the statements the server logged meanwhile, from its log.
+    /// `None` when the tests run against a server that is not their own.
+    pub fn statements_logged(&self, f: impl FnOnce()) -> Option<Vec<String>> {
+        let cluster = server().cluster.as_ref()?;
+        let q = pgpm::db::quote::quote_ident(&self.name);
+        self.exec(&format!("ALTER DATABASE {q} SET log_statement = 'all'"));
+        let log = cluster.dir().join("server.log");
+        let start = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0) as usize;
+        f();
+        self.exec(&format!("ALTER DATABASE {q} RESET log_statement"));
+        let text = std::fs::read(&log).unwrap();
+        let text = String::from_utf8_lossy(&text[start.min(text.len())..]).into_owned();
+        let tag = format!(" db={} ", self.name);
+        Some(
+            text.lines()
+                .filter(|l| {
+                    l.contains(&tag) && (l.contains("statement: ") || l.contains("execute "))
+                })
+                .filter(|l| !l.contains("log_statement"))
+                .map(str::to_string)
+                .collect(),
+        )
+    }
+}
+
+/// A test's database is dropped when the test ends, passed or failed, so
+/// the shared cluster does not fill up with them.
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Ok(mut admin) = server().admin.connect() {
+            let _ = admin.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                pgpm::db::quote::quote_ident(&self.name)
+            ));
+        }
+    }
+}
+
+/// Waits until `done` holds, checking every few milliseconds, for at most
+/// ten seconds; panics with `what` if it never does. For conditions the
+/// server reaches asynchronously (a backend exiting), instead of a fixed sleep.
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting: {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }
 

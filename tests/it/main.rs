@@ -3,6 +3,7 @@
 
 mod common;
 
+mod cli;
 mod client;
 mod deploy;
 mod install;
