@@ -66,6 +66,9 @@ struct Args {
     /// Files the types and functions are shuffled across.
     #[arg(long, default_value_t = 100)]
     files: usize,
+    /// Packages of the workspace whose no-op deploy is measured.
+    #[arg(long, default_value_t = 500)]
+    noop_packages: usize,
     /// Patches in the migrate benchmark.
     #[arg(long, default_value_t = 1000)]
     patches: usize,
@@ -406,10 +409,52 @@ fn deploy_bench(bench: &Bench, db: &tools::Databases, report: &mut Report) -> Re
         tool: "`pgpm deploy`, nothing changed".into(),
         outcome: Outcome::Times(noop),
     });
+    noops.push(Row {
+        benchmark: "No-op".into(),
+        tool: format!(
+            "`pgpm deploy`, nothing changed, {} packages",
+            thousands(args.noop_packages)
+        ),
+        outcome: Outcome::Times(wide_noop(bench, db)?),
+    });
     notes.push(
         "The ancestor runs view files in name order without ordering them, so the generated views are written in a valid order across their files; types and functions are shuffled.".into(),
     );
     Ok(())
+}
+
+/// No-op deploys of a workspace of many packages (the planning
+/// benchmark's kind), deployed once untimed: what an unchanged workspace
+/// costs per package.
+fn wide_noop(bench: &Bench, db: &tools::Databases) -> Result<Vec<Duration>> {
+    let Bench {
+        args, runs, tools, ..
+    } = *bench;
+    let dir = bench.work.join("deploy").join("wide");
+    generate::planning_workspace(&dir, args.noop_packages, &mut Rng::new(args.seed))
+        .map_err(|e| format!("cannot write the wide workspace: {e}"))?;
+    let name = "deploy_wide_noop";
+    db.create(name)?;
+    tools.pgpm_install(&db.conn(name))?;
+    let first = tools.pgpm_deploy_workspace(&db.conn(name), &dir)?;
+    eprintln!(
+        "  {} packages deployed once in {}",
+        args.noop_packages,
+        secs(first)
+    );
+    let mut times = Vec::new();
+    for run in 0..runs {
+        let took = tools.pgpm_deploy_noop(&db.conn(name), &dir)?;
+        eprintln!(
+            "  run {}: pgpm deploy, {} packages unchanged: {}",
+            run + 1,
+            args.noop_packages,
+            secs(took)
+        );
+        times.push(took);
+    }
+    db.drop(name)?;
+    Ok(times)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

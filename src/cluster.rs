@@ -259,12 +259,6 @@ rm -rf "$4""#;
             .with("sslmode", "disable")
     }
 
-    /// Connection target for `dbname` over the cluster's Unix socket.
-    pub fn socket_conninfo(&self, dbname: &str) -> ConnInfo {
-        self.conninfo(dbname)
-            .with("host", self.socket_dir().to_string_lossy())
-    }
-
     pub fn port(&self) -> u16 {
         self.port
     }
@@ -280,10 +274,6 @@ rm -rf "$4""#;
     /// The directory holding the server's Unix socket.
     pub fn socket_dir(&self) -> PathBuf {
         self.dir.clone()
-    }
-
-    pub fn bindir(&self) -> &Path {
-        &self.bindir
     }
 
     fn command(&self, program: &str) -> Command {

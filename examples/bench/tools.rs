@@ -346,6 +346,13 @@ impl Tools {
         Ok(took)
     }
 
+    /// `pgpm deploy` of a workspace of packages that are all new.
+    pub fn pgpm_deploy_workspace(&self, conn: &str, workspace: &Path) -> Result<Duration> {
+        let (took, out) = timed(self.pgpm().args(["deploy", conn]).arg(workspace))?;
+        expect_output(&out, "deployed ")?;
+        Ok(took)
+    }
+
     /// `pgpm deploy` again, which must find nothing to do.
     pub fn pgpm_deploy_noop(&self, conn: &str, package: &Path) -> Result<Duration> {
         let (took, out) = timed(self.pgpm().args(["deploy", conn]).arg(package))?;

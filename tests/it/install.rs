@@ -336,7 +336,9 @@ fn connects_by_uri_keywords_environment_and_socket() {
     assert!(stdout.contains("already installed"), "{stdout}{stderr}");
 
     if let Some(cluster) = &server().cluster {
-        let socket = cluster.socket_conninfo(&db.name);
+        let socket = cluster
+            .conninfo(&db.name)
+            .with("host", cluster.socket_dir().to_string_lossy());
         assert!(socket.host().starts_with('/'));
         let (code, stdout, stderr) = output(
             pgpm()
