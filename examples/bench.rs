@@ -233,6 +233,7 @@ fn start_cluster() -> Result<tools::Databases> {
     let cluster = Cluster::start(&ClusterOptions {
         dir: cluster_dir,
         port: None,
+        tcp: true,
     })
     .map_err(|e| tools::chain(&e))?;
     cluster
@@ -822,7 +823,8 @@ fn targets(rows: &[Row], plan_rows: &[PlanRow]) -> Vec<String> {
     {
         out.push(format!(
             "no-op deploy of {} under 60 ms: {}, {}",
-            row.tool.trim_start_matches("`pgpm deploy`, nothing changed, "),
+            row.tool
+                .trim_start_matches("`pgpm deploy`, nothing changed, "),
             secs(t),
             met(t < Duration::from_millis(60))
         ));

@@ -76,8 +76,13 @@ pub fn find_bindir() -> Result<PathBuf, ClusterError> {
 pub struct ClusterOptions {
     /// The cluster's directory: `data/`, the socket and the log live inside.
     pub dir: PathBuf,
-    /// TCP port on 127.0.0.1; `None` picks a free one.
+    /// The port (of TCP on 127.0.0.1, and in the socket's name); `None`
+    /// picks a free one.
     pub port: Option<u16>,
+    /// Listen on 127.0.0.1 as well as on the cluster's Unix socket. Without
+    /// it only the socket is open, and only to the OS user running the
+    /// server (mode 0700), so its trust authentication trusts nobody else.
+    pub tcp: bool,
 }
 
 /// A local PostgreSQL cluster, started with `pg_ctl`.
@@ -89,6 +94,8 @@ pub struct Cluster {
     bindir: PathBuf,
     dir: PathBuf,
     port: u16,
+    /// Whether it listens on 127.0.0.1 (see [`ClusterOptions::tcp`]).
+    tcp: bool,
     /// The OS user the server runs as, when we had to switch away from root.
     run_as: Option<(u32, u32)>,
 }
@@ -119,6 +126,7 @@ impl Cluster {
             bindir,
             dir,
             port,
+            tcp: opts.tcp,
             run_as,
         };
         if !cluster.data_dir().join("PG_VERSION").exists() {
@@ -147,6 +155,7 @@ impl Cluster {
             bindir: find_bindir()?,
             dir,
             port,
+            tcp: false,
             run_as,
         }))
     }
@@ -168,8 +177,10 @@ impl Cluster {
 
     fn pg_ctl_start(&self) -> Result<(), ClusterError> {
         let socket_dir = self.socket_dir();
+        let listen = if self.tcp { "127.0.0.1" } else { "''" };
         let server_options = format!(
-            "-c port={} -c listen_addresses=127.0.0.1 -c unix_socket_directories='{}' \
+            "-c port={} -c listen_addresses={listen} -c unix_socket_directories='{}' \
+             -c unix_socket_permissions=0700 \
              -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
              -c max_connections=200 -c shared_buffers=128MB",
             self.port,
@@ -249,10 +260,16 @@ rm -rf "$4""#;
         Ok(())
     }
 
-    /// Connection target for `dbname` as the superuser, over TCP.
+    /// Connection target for `dbname` as the superuser: over TCP when the
+    /// cluster listens there, else over its Unix socket.
     pub fn conninfo(&self, dbname: &str) -> ConnInfo {
+        let host = if self.tcp {
+            "127.0.0.1".to_string()
+        } else {
+            self.socket_dir().to_string_lossy().into_owned()
+        };
         ConnInfo::default()
-            .with("host", "127.0.0.1")
+            .with("host", host)
             .with("port", self.port.to_string())
             .with("user", SUPERUSER)
             .with("dbname", dbname)

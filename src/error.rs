@@ -20,6 +20,7 @@ use crate::db::lock::LockError;
 use crate::migrate::PatchError;
 use crate::ops::deploy::DeployError;
 use crate::ops::remove::RemoveError;
+use crate::ops::sandbox::SandboxError;
 use crate::ops::status::StatusError;
 use crate::package::manifest::ManifestError;
 use crate::package::resolve::ResolveError;
@@ -53,12 +54,17 @@ pub enum Error {
     Workspace(Box<WorkspaceError>),
     #[error(transparent)]
     Resolve(Box<ResolveError>),
+    /// Other reasons a workspace cannot be planned.
+    #[error(transparent)]
+    Plan(Box<PlanError>),
     #[error(transparent)]
     Deploy(Box<DeployError>),
     #[error(transparent)]
     Remove(#[from] RemoveError),
     #[error(transparent)]
     Status(Box<StatusError>),
+    #[error(transparent)]
+    Sandbox(Box<SandboxError>),
     #[error(transparent)]
     Query(#[from] QueryError),
     #[error("cannot read {}", path.display())]
@@ -90,6 +96,7 @@ impl From<PlanError> for Error {
         match e {
             PlanError::Sql(e) => Error::Sql(e),
             PlanError::Resolve(e) => Error::Resolve(Box::new(e)),
+            e => Error::Plan(Box::new(e)),
         }
     }
 }
@@ -109,7 +116,8 @@ boxed_from!(
     Deploy(DeployError),
     Patch(PatchError),
     Resolve(ResolveError),
-    Status(StatusError)
+    Status(StatusError),
+    Sandbox(SandboxError)
 );
 
 impl From<LockError> for Error {
@@ -135,8 +143,9 @@ impl Error {
             Error::Deploy(e) => e.is_user_error(),
             Error::Remove(e) => e.is_user_error(),
             Error::Status(e) => e.is_user_error(),
+            Error::Sandbox(e) => e.is_user_error(),
             Error::Usage(_) | Error::Sql(_) | Error::Manifest(_) => true,
-            Error::Workspace(_) | Error::Resolve(_) => true,
+            Error::Workspace(_) | Error::Resolve(_) | Error::Plan(_) => true,
             Error::Cluster(_) | Error::Query(_) | Error::Io { .. } => false,
         }
     }

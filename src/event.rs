@@ -21,6 +21,9 @@ pub enum Event<'a> {
     PatchChecked { file_name: &'a str, took: Duration },
     /// Dry run: a concurrent patch, which does not run.
     PatchSkipped { file_name: &'a str },
+    /// Something worth telling the user before the work goes on (an applied
+    /// patch whose file is gone); it is in the command's report too.
+    Warning { message: &'a str },
 }
 
 /// An observer that ignores every event.

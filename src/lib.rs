@@ -3,7 +3,7 @@
 //! The library is the engine; the `pgpm` binary (`src/main.rs` and its
 //! `cli` modules) parses arguments and renders what the engine returns.
 //! The engine is layered, each layer importing only from those above it in
-//! this list, and nothing below [`db`] talks to a database:
+//! this list, and nothing above [`db`] talks to a database:
 //!
 //! - [`util`], [`version`], [`event`]: helpers, versions, progress events;
 //! - [`package`]: manifests, workspaces, dependency resolution (pure);

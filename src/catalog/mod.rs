@@ -22,9 +22,6 @@ pub mod write;
 
 type Result<T, E = CatalogError> = std::result::Result<T, E>;
 
-/// The name of pgpm's catalog schema.
-pub const SCHEMA: &str = "_pgpm";
-
 /// One versioned step of the catalog's SQL.
 #[derive(Debug, Clone, Copy)]
 pub struct Step {
@@ -105,12 +102,9 @@ pub enum CatalogError {
 
 impl CatalogError {
     pub fn is_user_error(&self) -> bool {
-        !matches!(
-            self,
-            CatalogError::Step { .. }
-                | CatalogError::DeployedVersion { .. }
-                | CatalogError::Query(_)
-        )
+        // An unreadable deployed version is a catalog edited by hand: the
+        // user's to repair.
+        !matches!(self, CatalogError::Step { .. } | CatalogError::Query(_))
     }
 }
 

@@ -163,6 +163,38 @@ pub fn missing_roles(client: &mut impl GenericClient, roles: &[&str]) -> Result<
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
+/// The roles of `roles` the current role is not a member of (and so may not
+/// give objects to), in the order given. A superuser is a member of all.
+pub fn roles_not_held(client: &mut impl GenericClient, roles: &[&str]) -> Result<Vec<String>> {
+    if roles.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = client
+        .query(
+            "SELECT r FROM unnest($1::text[]) WITH ORDINALITY AS u(r, i)
+              WHERE NOT pg_catalog.pg_has_role(current_user, u.r, 'MEMBER')
+              ORDER BY i",
+            &[&roles],
+        )
+        .map_err(QueryError::with("cannot look up role memberships"))?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// Whether schema `public` exists and no role but its owner's may create
+/// objects in it, so that it is safe to search while deploying.
+pub fn public_is_safe(client: &mut impl GenericClient) -> Result<bool> {
+    Ok(client
+        .query_one(
+            "SELECT to_regnamespace('public') IS NOT NULL
+                    AND NOT pg_catalog.has_schema_privilege('public', 'public', 'CREATE')",
+            &[],
+        )
+        .map_err(QueryError::with(
+            "cannot read the privileges of schema public",
+        ))?
+        .get(0))
+}
+
 /// A table script applied to a schema.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppliedTableScript {
@@ -212,9 +244,13 @@ pub fn cascade_victims(client: &mut impl GenericClient, schema: &str) -> Result<
     let rows = client
         .query(
             "SELECT DISTINCT o.type || ' ' || o.identity
-               FROM pg_depend d,
-                    LATERAL pg_identify_object(d.refclassid, d.refobjid, 0) r,
-                    LATERAL pg_identify_object(d.classid, d.objid, 0) o
+               FROM pg_depend d
+               CROSS JOIN LATERAL pg_identify_object(d.refclassid, d.refobjid, 0) r
+               -- A view depends through its _RETURN rule: name the view.
+               LEFT JOIN pg_rewrite w ON d.classid = 'pg_rewrite'::regclass AND w.oid = d.objid
+               CROSS JOIN LATERAL pg_identify_object(
+                    CASE WHEN w.oid IS NULL THEN d.classid ELSE 'pg_class'::regclass END,
+                    coalesce(w.ev_class, d.objid), 0) o
               WHERE r.schema = $1 AND o.schema IS DISTINCT FROM $1
                 AND d.deptype IN ('n', 'a') AND o.type <> 'schema'
               ORDER BY 1",
@@ -391,6 +427,8 @@ pub struct PackageStatus {
     pub deployed_at: String,
     pub deployed_by: String,
     pub vcs_ref: Option<String>,
+    /// The catalog records a schema that no longer exists (dropped by hand).
+    pub schema_missing: bool,
 }
 
 /// Every deployed package's current revision, by name and then by version
@@ -405,7 +443,9 @@ pub fn package_statuses(client: &mut impl GenericClient) -> Result<Vec<PackageSt
                                WHERE o.name = p.name AND o.version = p.version
                                  AND o.old_rev IS NOT NULL AND o.removed_at IS NULL), '{}'),
                     to_char(p.deployed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS \"UTC\"'),
-                    p.deployed_by, d.vcs_ref
+                    p.deployed_by, d.vcs_ref,
+                    p.schema_name IS NOT NULL AND NOT EXISTS (
+                        SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = p.schema_name)
                FROM _pgpm.packages p
                JOIN _pgpm.deployments d USING (deployment_id)
               WHERE p.old_rev IS NULL AND p.removed_at IS NULL
@@ -423,6 +463,49 @@ pub fn package_statuses(client: &mut impl GenericClient) -> Result<Vec<PackageSt
             deployed_at: r.get(4),
             deployed_by: r.get(5),
             vcs_ref: r.get(6),
+            schema_missing: r.get(7),
         })
         .collect())
+}
+
+/// A call to show a user: the newest deployed package's function that takes
+/// no arguments (or else one of its views), as a query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExampleCall {
+    pub package: String,
+    pub major: i32,
+    pub minor: i32,
+    /// `SELECT f()` or `SELECT * FROM v LIMIT 5`, identifiers quoted.
+    pub query: String,
+}
+
+/// Finds an [`ExampleCall`], if any package has a function or view to show.
+pub fn example_call(client: &mut impl GenericClient) -> Result<Option<ExampleCall>> {
+    let row = client
+        .query_opt(
+            "SELECT p.name, p.v_major, p.v_minor, x.query
+               FROM _pgpm.packages p
+               JOIN pg_namespace n ON n.nspname = p.schema_name
+               JOIN LATERAL (
+                    (SELECT 0 AS pref, format('SELECT %I()', proname) AS query FROM pg_proc
+                      WHERE pronamespace = n.oid AND pronargs = 0 AND prokind = 'f'
+                        AND prorettype <> 'trigger'::regtype
+                      ORDER BY proname LIMIT 1)
+                    UNION ALL
+                    (SELECT 1, format('SELECT * FROM %I LIMIT 5', relname) FROM pg_class
+                      WHERE relnamespace = n.oid AND relkind IN ('v', 'm')
+                      ORDER BY relname LIMIT 1)
+                    ORDER BY 1 LIMIT 1) x ON true
+              WHERE p.old_rev IS NULL AND p.removed_at IS NULL
+              ORDER BY p.deployment_id DESC, p.package_id DESC
+              LIMIT 1",
+            &[],
+        )
+        .map_err(QueryError::with("cannot pick an example function"))?;
+    Ok(row.map(|r| ExampleCall {
+        package: r.get(0),
+        major: r.get(1),
+        minor: r.get(2),
+        query: r.get(3),
+    }))
 }

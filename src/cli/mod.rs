@@ -18,7 +18,7 @@ use pgpm::migrate::plan::Selection;
 use pgpm::migrate::scan;
 use pgpm::ops::deploy::{self, DeployOptions, DeployReport, OutcomeKind};
 use pgpm::ops::migrate::{self, MigrateOptions};
-use pgpm::ops::{self, remove, sandbox, status};
+use pgpm::ops::{remove, sandbox, status};
 use pgpm::package::workspace::Workspace;
 use pgpm::{Error, Result, plan};
 
@@ -247,6 +247,10 @@ struct DeployArgs {
     /// Deploy even when the package content equals what is deployed.
     #[arg(long)]
     force: bool,
+    /// Deploy into package schemas that exist but that pgpm did not create;
+    /// --mode decides what happens to them.
+    #[arg(long)]
+    adopt: bool,
     /// Print the SQL that would run, in order, and change nothing.
     #[arg(long)]
     dry_run: bool,
@@ -279,7 +283,9 @@ fn deploy(args: DeployArgs) -> Result<()> {
         files: args.files,
         force: args.force,
         dry_run: args.dry_run,
-        vcs_ref: args.vcs_ref.or_else(|| ops::git_head(&path)),
+        adopt: args.adopt,
+        vcs_ref: args.vcs_ref,
+        vcs_from: Some(path.clone()),
         vcs_link: args.vcs_link,
         issue_ref: args.issue_ref,
         issue_link: args.issue_link,
@@ -296,6 +302,9 @@ fn deploy(args: DeployArgs) -> Result<()> {
 fn print_deploy(report: &DeployReport) {
     for warning in &report.warnings {
         eprintln!("warning: {warning}");
+    }
+    for note in &report.notes {
+        eprintln!("note: {note}");
     }
     if report.dry_run {
         println!(
@@ -388,13 +397,11 @@ fn migrate(args: MigrateArgs) -> Result<()> {
             Event::PatchSkipped { file_name } => println!(
                 "would apply {file_name} (not checked: concurrent patches do not run in a dry run)"
             ),
+            Event::Warning { message } => eprintln!("warning: {message}"),
             Event::Section { .. } => {}
         },
     )?;
     let plan = &report.plan;
-    for w in &plan.warnings {
-        eprintln!("warning: {w}");
-    }
     if plan.is_empty() {
         println!("nothing to apply");
     }
@@ -546,13 +553,13 @@ fn sandbox(args: SandboxArgs) -> Result<()> {
     let workspace = args.path.unwrap_or_else(|| ".".into());
     let opts = DeployOptions {
         mode: args.mode.mode,
-        vcs_ref: ops::git_head(&workspace),
+        vcs_from: Some(workspace.clone()),
         ..DeployOptions::default()
     };
-    let sandbox = sandbox::up(&root, &workspace, &opts, &mut |event| {
-        if let Event::PatchApplied { file_name, .. } = event {
-            println!("applied {file_name}");
-        }
+    let sandbox = sandbox::up(&root, &workspace, &opts, &mut |event| match event {
+        Event::PatchApplied { file_name, .. } => println!("applied {file_name}"),
+        Event::Warning { message } => eprintln!("warning: {message}"),
+        _ => {}
     })?;
     print_deploy(&sandbox.deploy);
     let mut client = sandbox.conninfo.connect()?;

@@ -54,6 +54,9 @@ pub fn plan_text(plan: &Plan, existing: Option<&BTreeSet<String>>) -> String {
             "   checksum {}",
             &p.checksum[..16.min(p.checksum.len())]
         );
+        for note in &p.notes {
+            let _ = writeln!(out, "   note: {note}");
+        }
         for phase in &p.phases {
             let _ = writeln!(out, "   {}:", phase.phase);
             let width = phase
@@ -122,6 +125,7 @@ impl Serialize for PackageJson<'_> {
         map.serialize_entry("manifest", &m.manifest_path.display().to_string())?;
         map.serialize_entry("description", &m.description)?;
         map.serialize_entry("checksum", &p.checksum)?;
+        map.serialize_entry("notes", &p.notes)?;
         let dependencies: Vec<Value> = p
             .dependencies
             .iter()
@@ -261,7 +265,11 @@ pub fn status_text(status: &Status) -> String {
                 [
                     p.name.clone(),
                     p.version.clone(),
-                    p.schema.clone().unwrap_or_else(|| "(database)".into()),
+                    match (&p.schema, p.schema_missing) {
+                        (Some(schema), true) => format!("{schema} (missing)"),
+                        (Some(schema), false) => schema.clone(),
+                        (None, _) => "(database)".into(),
+                    },
                     if p.old_revisions.is_empty() {
                         "-".into()
                     } else {
@@ -317,28 +325,66 @@ pub fn status_text(status: &Status) -> String {
     out
 }
 
-/// `pgpm status --json`.
-pub fn status_json(status: &Status) -> Value {
+/// `pgpm status --json`: the report's fields in their order.
+pub fn status_json(status: &Status) -> impl Serialize + '_ {
+    #[derive(Serialize)]
+    struct StatusJson<'a> {
+        catalog_version: i32,
+        server_version: &'a str,
+        server_version_num: i32,
+        last_deploy_server_version_num: Option<i32>,
+        packages: Vec<PackageStatusJson<'a>>,
+        pending_patches: Option<Vec<PatchJson<'a>>>,
+        warnings: &'a [String],
+    }
+    #[derive(Serialize)]
+    struct PackageStatusJson<'a> {
+        name: &'a str,
+        version: &'a str,
+        schema: Option<&'a str>,
+        old_revisions: &'a [String],
+        deployed_at: &'a str,
+        deployed_by: &'a str,
+        vcs_ref: Option<&'a str>,
+        schema_missing: bool,
+    }
+    #[derive(Serialize)]
+    struct PatchJson<'a> {
+        file_name: &'a str,
+        #[serde(rename = "type")]
+        kind: &'a str,
+    }
     let server = &status.server;
-    json!({
-        "catalog_version": server.catalog_version,
-        "server_version": server.server_version,
-        "server_version_num": server.server_version_num,
-        "last_deploy_server_version_num": server.last_deploy_server_version_num,
-        "packages": status.packages.iter().map(|p| json!({
-            "name": p.name,
-            "version": p.version,
-            "schema": p.schema,
-            "old_revisions": p.old_revisions,
-            "deployed_at": p.deployed_at,
-            "deployed_by": p.deployed_by,
-            "vcs_ref": p.vcs_ref,
-        })).collect::<Vec<_>>(),
-        "pending_patches": status.pending_patches.as_ref().map(|pending| {
-            pending.iter().map(|p| json!({"file_name": p.file_name, "type": p.kind})).collect::<Vec<_>>()
+    StatusJson {
+        catalog_version: server.catalog_version,
+        server_version: &server.server_version,
+        server_version_num: server.server_version_num,
+        last_deploy_server_version_num: server.last_deploy_server_version_num,
+        packages: status
+            .packages
+            .iter()
+            .map(|p| PackageStatusJson {
+                name: &p.name,
+                version: &p.version,
+                schema: p.schema.as_deref(),
+                old_revisions: &p.old_revisions,
+                deployed_at: &p.deployed_at,
+                deployed_by: &p.deployed_by,
+                vcs_ref: p.vcs_ref.as_deref(),
+                schema_missing: p.schema_missing,
+            })
+            .collect(),
+        pending_patches: status.pending_patches.as_ref().map(|pending| {
+            pending
+                .iter()
+                .map(|p| PatchJson {
+                    file_name: &p.file_name,
+                    kind: p.kind,
+                })
+                .collect()
         }),
-        "warnings": status.warnings,
-    })
+        warnings: &status.warnings,
+    }
 }
 
 /// An error and its chain of causes, one per line, for stderr. A

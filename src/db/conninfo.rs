@@ -68,12 +68,10 @@ impl SslMode {
             "require" => SslMode::Require,
             "verify-ca" => SslMode::VerifyCa,
             "verify-full" => SslMode::VerifyFull,
-            other => {
+            _ => {
                 return Err(ConnError::Option {
                     key: "sslmode".into(),
-                    message: format!(
-                        "\"{other}\" is not one of disable, allow, prefer, require, verify-ca, verify-full"
-                    ),
+                    message: "the value is not one of disable, allow, prefer, require, verify-ca, verify-full".into(),
                 });
             }
         })
@@ -96,6 +94,47 @@ const OPTIONS: &[(&str, &str)] = &[
     ("options", "PGOPTIONS"),
     ("target_session_attrs", "PGTARGETSESSIONATTRS"),
 ];
+
+/// The message for an option pgpm does not know. The option is not echoed
+/// (in a mistyped string it may be part of a password); a near miss of a
+/// known option is named instead.
+fn unknown_option(key: &str) -> String {
+    let known = OPTIONS
+        .iter()
+        .map(|(k, _)| *k)
+        .chain(IGNORED.iter().copied());
+    let near = known
+        .map(|k| (edit_distance(key, k), k))
+        .filter(|(d, k)| *d <= 2 && *d < k.len() / 2 + 1)
+        .min();
+    match near {
+        Some((_, k)) => format!("unknown option (did you mean \"{k}\"?)"),
+        None => format!(
+            "unknown option; the options are: {}",
+            OPTIONS
+                .iter()
+                .map(|(k, _)| *k)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// Levenshtein distance, for near misses of short option names.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
 
 /// Options accepted in a connection string but without effect here.
 const IGNORED: &[&str] = &[
@@ -262,14 +301,14 @@ impl ConnInfo {
         for (key, value) in &self.params {
             let known = OPTIONS.iter().any(|(k, _)| k == key) || IGNORED.contains(&key.as_str());
             if !known {
-                return Err(ConnError::Parse(format!("unknown option \"{key}\"")));
+                return Err(ConnError::Parse(unknown_option(key)));
             }
             match key.as_str() {
                 "port" => {
                     for port in value.split(',') {
                         port.parse::<u16>().map_err(|_| ConnError::Option {
                             key: key.clone(),
-                            message: format!("\"{port}\" is not a port number"),
+                            message: "the value is not a port number (if a password holds \"/\", \"?\", \"#\" or \"@\", percent-encode them)".into(),
                         })?;
                     }
                 }
@@ -279,7 +318,7 @@ impl ConnInfo {
                 "connect_timeout" => {
                     value.parse::<u64>().map_err(|_| ConnError::Option {
                         key: key.clone(),
-                        message: format!("\"{value}\" is not a number of seconds"),
+                        message: "the value is not a number of seconds".into(),
                     })?;
                 }
                 _ => {}
@@ -402,7 +441,8 @@ fn parse_keyword_value(input: &str) -> Result<BTreeMap<String, String>, ConnErro
         while chars.next_if(|c| c.is_whitespace()).is_some() {}
         if chars.next() != Some('=') {
             return Err(ConnError::Parse(format!(
-                "missing \"=\" after \"{key}\" (expected keyword=value pairs or a postgres:// URI)"
+                "missing \"=\" after word {} (expected keyword=value pairs or a postgres:// URI; quote values with spaces in single quotes)",
+                params.len() + 1
             )));
         }
         while chars.next_if(|c| c.is_whitespace()).is_some() {}
@@ -418,7 +458,8 @@ fn parse_keyword_value(input: &str) -> Result<BTreeMap<String, String>, ConnErro
                     Some(c) => value.push(c),
                     None => {
                         return Err(ConnError::Parse(format!(
-                            "unterminated quoted value for \"{key}\""
+                            "unterminated quoted value for keyword {}",
+                            params.len() + 1
                         )));
                     }
                 }
@@ -504,7 +545,10 @@ fn parse_uri(input: &str) -> Result<BTreeMap<String, String>, ConnError> {
     if let Some(query) = query {
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').ok_or_else(|| {
-                ConnError::Parse(format!("URI parameter \"{pair}\" has no \"=\""))
+                ConnError::Parse(
+                    "a URI parameter has no \"=\" (if a password holds \"/\", \"?\", \"#\" or \"@\", percent-encode them)"
+                        .into(),
+                )
             })?;
             let key = percent_decode(key)?;
             // libpq accepts `ssl=true` as `sslmode=require`.
@@ -667,7 +711,7 @@ mod tests {
     fn unknown_options_and_bad_values_are_errors() {
         assert!(matches!(
             ConnInfo::parse("host=x colour=blue"),
-            Err(ConnError::Parse(m)) if m.contains("colour")
+            Err(ConnError::Parse(m)) if !m.contains("colour") && m.contains("the options are")
         ));
         assert!(matches!(
             ConnInfo::parse("port=abc"),
@@ -678,6 +722,27 @@ mod tests {
             Err(ConnError::Option { key, .. }) if key == "sslmode"
         ));
         assert!(ConnInfo::parse("host").is_err());
+    }
+
+    #[test]
+    fn errors_never_echo_what_may_be_a_password() {
+        for (input, secrets) in [
+            ("postgres://app:zq/xv@db/app", &["zq", "xv"][..]),
+            ("postgres://app:zqx?vwk@db/app", &["zqx", "vwk"]),
+            ("postgres://app:zq#xv@db:5432/app?x", &["zq", "xv"]),
+            ("host=db password=zqxv vwkz", &["zqxv", "vwkz"]),
+            ("host=db password='zqxv", &["zqxv"]),
+            ("dbname=app zqxw=2", &["zqxw"]),
+        ] {
+            let err = ConnInfo::parse(input).unwrap_err().to_string();
+            for secret in secrets {
+                assert!(!err.contains(secret), "{input}: {err}");
+            }
+        }
+        let err = ConnInfo::parse("host=db passwrod=x")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("did you mean \"password\""), "{err}");
     }
 
     #[test]

@@ -112,6 +112,25 @@ pub enum ScriptError {
         #[source]
         source: postgres::Error,
     },
+    /// A statement ended pgpm's transaction (which the plan refuses, so
+    /// this is defence in depth): what ran before it may be committed.
+    #[error(
+        "{package}: a statement of its files ended pgpm's transaction (a COMMIT, ROLLBACK or the like that planning did not see); what ran before it may have been committed: check `pgpm status` and the schema"
+    )]
+    TransactionEnded {
+        package: String,
+        #[source]
+        source: postgres::Error,
+    },
+    /// The connection broke before the script's transaction committed.
+    #[error(
+        "lost the connection to the server while {doing}; the transaction was not committed, so nothing was changed"
+    )]
+    ConnectionLost {
+        doing: String,
+        #[source]
+        source: postgres::Error,
+    },
     #[error(transparent)]
     Query(#[from] QueryError),
 }
@@ -119,6 +138,23 @@ pub enum ScriptError {
 impl ScriptError {
     pub fn is_user_error(&self) -> bool {
         matches!(self, ScriptError::Statement { .. })
+    }
+
+    /// A failed action's error: [`ScriptError::ConnectionLost`] when the
+    /// server did not answer at all, else `other`.
+    fn or_lost(
+        source: postgres::Error,
+        doing: impl FnOnce() -> String,
+        other: impl FnOnce(postgres::Error) -> ScriptError,
+    ) -> ScriptError {
+        if source.as_db_error().is_none() {
+            ScriptError::ConnectionLost {
+                doing: doing(),
+                source,
+            }
+        } else {
+            other(source)
+        }
     }
 }
 
@@ -132,13 +168,22 @@ pub fn execute(
     for action in &script.actions {
         match action {
             Action::Note(note) => on(Event::Section { note }),
-            Action::Sql(sql) => tx
-                .batch_execute(sql)
-                .map_err(QueryError::with(format!("pgpm's statement failed: {sql}")))?,
+            Action::Sql(sql) => tx.batch_execute(sql).map_err(|e| {
+                ScriptError::or_lost(
+                    e,
+                    || format!("running {sql}"),
+                    |e| QueryError::with(format!("pgpm's statement failed: {sql}"))(e).into(),
+                )
+            })?,
             Action::Bound { sql, params } => {
                 let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(Param::as_sql).collect();
-                tx.execute(*sql, &params)
-                    .map_err(QueryError::with(format!("catalog write failed: {sql}")))?;
+                tx.execute(*sql, &params).map_err(|e| {
+                    ScriptError::or_lost(
+                        e,
+                        || "writing the catalog".into(),
+                        |e| QueryError::with(format!("catalog write failed: {sql}"))(e).into(),
+                    )
+                })?;
             }
             Action::Batch {
                 package,
@@ -158,14 +203,27 @@ fn run_batch(
     sql: &str,
     origins: &[Origin],
 ) -> Result<(), ScriptError> {
-    let mut sp = tx
-        .savepoint("pgpm_batch")
-        .map_err(QueryError::with("cannot set a savepoint"))?;
+    let doing = || format!("deploying {package}");
+    let mut sp = tx.savepoint("pgpm_batch").map_err(|e| {
+        ScriptError::or_lost(e, doing, |e| {
+            QueryError::with("cannot set a savepoint")(e).into()
+        })
+    })?;
     let err = match sp.batch_execute(sql) {
         Ok(()) => {
-            sp.commit()
-                .map_err(QueryError::with("cannot release a savepoint"))?;
-            return Ok(());
+            // The savepoint is gone when a statement ended the transaction.
+            return sp.commit().map_err(|e| {
+                ScriptError::or_lost(e, doing, |source| ScriptError::TransactionEnded {
+                    package: package.to_string(),
+                    source,
+                })
+            });
+        }
+        Err(err) if err.as_db_error().is_none() => {
+            return Err(ScriptError::ConnectionLost {
+                doing: doing(),
+                source: err,
+            });
         }
         Err(err) => err,
     };

@@ -1,10 +1,10 @@
 //! Finding where a failed group failed, as `path:line:column`.
 
 use postgres::Transaction;
-use postgres::error::ErrorPosition;
 
 use super::plan::{Group, PendingPatch};
 use super::script::GroupScript;
+use crate::db::script::error_position;
 use crate::sql::Statement;
 use crate::util::text::{char_to_byte, line_col};
 
@@ -22,9 +22,8 @@ pub(super) fn locate(
     script: &GroupScript,
     error: &postgres::Error,
 ) -> Option<String> {
-    if let Some(ErrorPosition::Original(position)) = error.as_db_error().and_then(|e| e.position())
-    {
-        let at = char_to_byte(&script.sql, *position as usize);
+    if let Some(position) = error_position(error) {
+        let at = char_to_byte(&script.sql, position);
         let i = script
             .parts
             .iter()
@@ -76,11 +75,9 @@ pub(super) fn statement_location(
     stmt: &Statement,
     error: &postgres::Error,
 ) -> String {
-    let (line, column) = match error.as_db_error().and_then(|e| e.position()) {
-        Some(ErrorPosition::Original(position)) => {
-            line_col(&step.patch.text, stmt.file_offset(*position as usize))
-        }
-        _ => (stmt.line, stmt.column),
+    let (line, column) = match error_position(error) {
+        Some(position) => line_col(&step.patch.text, stmt.file_offset(position)),
+        None => (stmt.line, stmt.column),
     };
     format!("{}:{line}:{column}", step.patch.path.display())
 }

@@ -64,6 +64,11 @@ pub enum PatchError {
         first: PathBuf,
         second: PathBuf,
     },
+    #[error(
+        "{}: named like a patch but not a readable file (a directory, a dangling link or a link loop)",
+        path.display()
+    )]
+    NotAFile { path: PathBuf },
     #[error(transparent)]
     Text(#[from] TextError),
     #[error("cannot read {}", path.display())]
@@ -146,7 +151,9 @@ impl PatchError {
             PatchError::Failed { source, .. } | PatchError::ConcurrentFailed { source, .. } => {
                 source.as_db_error().is_some()
             }
-            PatchError::Text(TextError::Io { .. }) | PatchError::Io { .. } => false,
+            // An unreadable patch file is the user's to fix; an unreadable
+            // directory listing is not expected.
+            PatchError::Io { .. } => false,
             PatchError::Query(_) => false,
             PatchError::Catalog(e) => e.is_user_error(),
             PatchError::Conn(e) => e.is_user_error(),

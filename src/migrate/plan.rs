@@ -8,7 +8,7 @@ use super::PatchError;
 use super::name::{PatchId, PatchType};
 use super::scan::Patch;
 use crate::catalog::read::AppliedPatchRow;
-use crate::sql::{self, Statement};
+use crate::sql::{self, SessionControl, Statement};
 
 type Result<T, E = PatchError> = std::result::Result<T, E>;
 
@@ -235,45 +235,17 @@ pub fn plan(
 /// group (`COMMIT`, `ROLLBACK`, ...) or pretend to start one. Savepoints are
 /// fine: they nest inside the group's transaction.
 fn check_no_transaction_control(patch: &Patch, statements: &[Statement]) -> Result<()> {
-    for stmt in statements {
-        let mut words = stmt
-            .sql
-            .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
-            .filter(|w| !w.is_empty())
-            .map(str::to_ascii_uppercase);
-        let first = words.next().unwrap_or_default();
-        let rest: Vec<String> = words.take(2).collect();
-        let bad = match first.as_str() {
-            "BEGIN" | "START" | "COMMIT" | "END" | "ABORT" => true,
-            "ROLLBACK" => {
-                // ROLLBACK [WORK | TRANSACTION] TO [SAVEPOINT] name is fine.
-                let next = rest
-                    .iter()
-                    .find(|w| *w != "WORK" && *w != "TRANSACTION")
-                    .map(String::as_str);
-                next != Some("TO")
-            }
-            "PREPARE" => rest.first().is_some_and(|w| w == "TRANSACTION"),
-            _ => false,
-        };
-        if bad {
-            return Err(PatchError::TransactionControl {
-                path: patch.path.clone(),
-                line: stmt.line,
-                column: stmt.column,
-                statement: excerpt(&stmt.sql, 40),
-                kind: patch.kind,
-            });
-        }
-    }
-    Ok(())
-}
-
-/// A statement on one line, cut after `max` characters.
-pub(super) fn excerpt(sql: &str, max: usize) -> String {
-    let one_line = sql.split_whitespace().collect::<Vec<_>>().join(" ");
-    match one_line.char_indices().nth(max) {
-        Some((at, _)) => format!("{}...", &one_line[..at]),
-        None => one_line,
+    match statements
+        .iter()
+        .find(|s| s.session_control() == Some(SessionControl::Transaction))
+    {
+        Some(stmt) => Err(PatchError::TransactionControl {
+            path: patch.path.clone(),
+            line: stmt.line,
+            column: stmt.column,
+            statement: stmt.excerpt(40),
+            kind: patch.kind,
+        }),
+        None => Ok(()),
     }
 }

@@ -9,7 +9,7 @@ use postgres::{Client, Transaction};
 use super::PatchError;
 use super::locate::{locate, statement_location};
 use super::name::PatchId;
-use super::plan::{Group, MigrationPlan, PendingPatch, excerpt};
+use super::plan::{Group, MigrationPlan, PendingPatch};
 use super::script::{MARK_COLUMN, mark_micros};
 use crate::db::QueryError;
 use crate::db::conninfo::ConnInfo;
@@ -263,7 +263,7 @@ fn run_concurrent(main: &mut Client, second: &mut Client, step: &PendingPatch) -
                     .iter()
                     .map(|s| {
                         let at = format!("{}:{}:{}", p.path.display(), s.line, s.column);
-                        format!("{at}: {}", excerpt(&s.sql, 80))
+                        format!("{at}: {}", s.excerpt(80))
                     })
                     .collect(),
                 invalid_indexes,

@@ -46,7 +46,9 @@ pub fn scan(dir: &Path) -> Result<Vec<Patch>, PatchError> {
         let name = name.to_string_lossy();
         let (id, kind) = match classify(&name) {
             PatchName::Other => continue,
-            _ if !path.is_file() => continue,
+            // A name that says "patch" must be one: a directory, a dangling
+            // link or a link loop is an error, not something to skip.
+            _ if !path.is_file() => return Err(PatchError::NotAFile { path }),
             PatchName::Malformed(reason) => return Err(PatchError::BadName { path, reason }),
             PatchName::Patch(id, kind) => (id, kind),
         };

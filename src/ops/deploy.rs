@@ -24,7 +24,7 @@ use crate::db::quote::quote_ident;
 use crate::db::script::{self, Action, Origin, Script, ScriptError};
 use crate::event::Event;
 use crate::package::manifest::Phase;
-use crate::package::workspace::{Workspace, WorkspaceError};
+use crate::package::workspace::Workspace;
 use crate::plan::{self, PackagePlan, Parsing, Plan, PlanError};
 use crate::sql::Statement;
 
@@ -87,7 +87,13 @@ pub struct DeployOptions {
     pub force: bool,
     /// Prepare the script and roll back: change nothing.
     pub dry_run: bool,
+    /// Deploy into package schemas that exist but that pgpm did not create
+    /// (no catalog row): `--mode` then decides as for pgpm's own.
+    pub adopt: bool,
     pub vcs_ref: Option<String>,
+    /// Without `vcs_ref`, record the git commit checked out in this folder,
+    /// read only when there is something to deploy.
+    pub vcs_from: Option<PathBuf>,
     pub vcs_link: Option<String>,
     pub issue_ref: Option<String>,
     pub issue_link: Option<String>,
@@ -103,7 +109,9 @@ impl Default for DeployOptions {
             files: Vec::new(),
             force: false,
             dry_run: false,
+            adopt: false,
             vcs_ref: None,
+            vcs_from: None,
             vcs_link: None,
             issue_ref: None,
             issue_link: None,
@@ -138,14 +146,24 @@ pub enum DeployError {
     FileNotInPackage { path: PathBuf },
     #[error("role {role} does not exist")]
     UnknownRole { role: String },
+    #[error(
+        "cannot give the package's objects to role {role}: the deploying role is not a member of it (GRANT {role} TO the deployer, or deploy as a member)"
+    )]
+    NotOwnerMember { role: String },
+    #[error(
+        "{package} would deploy into schema {schema}, which belongs to PostgreSQL or every database, not to a package: rename the package"
+    )]
+    ReservedSchema { package: String, schema: String },
+    #[error(
+        "schema {schema} of {package} exists, but pgpm did not create it (the catalog has no package there); nothing was changed (use --adopt to deploy into it, with --mode deciding what happens to it)"
+    )]
+    ForeignSchema { package: String, schema: String },
     #[error("cannot read {}", path.display())]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error(transparent)]
-    Workspace(#[from] WorkspaceError),
     #[error(transparent)]
     Plan(#[from] PlanError),
     #[error(transparent)]
@@ -170,7 +188,6 @@ impl DeployError {
     pub fn is_user_error(&self) -> bool {
         match self {
             DeployError::Io { .. } => false,
-            DeployError::Workspace(e) => !matches!(e, WorkspaceError::Io { .. }),
             DeployError::Catalog(e) => e.is_user_error(),
             DeployError::Script(e) => e.is_user_error(),
             _ => true,
@@ -223,16 +240,9 @@ pub struct DeployReport {
     pub outcomes: Vec<PackageOutcome>,
     /// Warnings for the user (what a cascade removes, ...).
     pub warnings: Vec<String>,
+    /// What planning changed in the deployed packages' files and says so.
+    pub notes: Vec<String>,
     pub dry_run: bool,
-}
-
-impl DeployReport {
-    /// Whether the deploy changes anything.
-    pub fn changed(&self) -> bool {
-        self.outcomes
-            .iter()
-            .any(|o| o.kind != OutcomeKind::UpToDate)
-    }
 }
 
 /// Deploys a loaded workspace: lock, one transaction, catalog rows. With
@@ -276,7 +286,7 @@ pub fn deploy(
 /// Must run inside the deploy's transaction, under the lock, so that what it
 /// reads stays true until the script runs. Refusals are decided for every
 /// package before anything is written, so they change nothing.
-pub fn prepare(
+fn prepare(
     client: &mut impl GenericClient,
     plan: &Plan,
     targets: &HashMap<PathBuf, TargetState>,
@@ -286,9 +296,11 @@ pub fn prepare(
         script: Script::default(),
         outcomes: Vec::new(),
         warnings: Vec::new(),
+        notes: Vec::new(),
         dry_run: opts.dry_run,
     };
     check_roles(client, plan, opts)?;
+    let public_path = read::public_is_safe(client)?;
     let only_files = resolve_files(plan, &opts.files)?;
     let absent = TargetState {
         exists: false,
@@ -304,6 +316,20 @@ pub fn prepare(
         if up_to_date {
             report.outcomes.push(outcome(pkg, OutcomeKind::UpToDate));
             continue;
+        }
+        if let Some(schema) = &pkg.schema {
+            if is_reserved_schema(schema) {
+                return Err(DeployError::ReservedSchema {
+                    package: label,
+                    schema: schema.clone(),
+                });
+            }
+            if target.exists && target.package.is_none() && !opts.adopt {
+                return Err(DeployError::ForeignSchema {
+                    package: label,
+                    schema: schema.clone(),
+                });
+            }
         }
         if let Some(files) = &only_files {
             let Some(files) = files.get(&label) else {
@@ -346,14 +372,23 @@ pub fn prepare(
     script.push(Action::Note("record the deployment".into()));
     script.push(write::open_deployment(&DeploymentRecord {
         mode: opts.mode.as_str().into(),
-        vcs_ref: opts.vcs_ref.clone(),
+        vcs_ref: opts
+            .vcs_ref
+            .clone()
+            .or_else(|| opts.vcs_from.as_deref().and_then(super::git_head)),
         vcs_link: opts.vcs_link.clone(),
         issue_ref: opts.issue_ref.clone(),
         issue_link: opts.issue_link.clone(),
     }));
     for (pkg, target, files) in work {
-        let kind = prepare_package(client, pkg, target, files, opts, &mut report)?;
+        let kind = prepare_package(client, pkg, target, files, opts, public_path, &mut report)?;
         report.outcomes.push(outcome(pkg, kind));
+        report.notes.extend(pkg.notes.iter().cloned());
+    }
+    if !public_path {
+        report.warnings.push(
+            "schema public is writable by every role (CREATE is granted to PUBLIC): it is left out of the search_path the packages deploy with, so that no other role's objects can stand in for theirs; name objects in public as public.name, or REVOKE CREATE ON SCHEMA public FROM PUBLIC".into(),
+        );
     }
     report
         .script
@@ -371,7 +406,14 @@ fn outcome(pkg: &PackagePlan, kind: OutcomeKind) -> PackageOutcome {
     }
 }
 
-/// Every role the deploy grants to or gives ownership to must exist.
+/// Schemas no package may deploy into: PostgreSQL's own and `public`.
+fn is_reserved_schema(schema: &str) -> bool {
+    schema == "public" || schema == "information_schema" || schema.starts_with("pg_")
+}
+
+/// Every role the deploy grants to or gives ownership to must exist, and
+/// the deploying role must be a member of every owner (or `ALTER ... OWNER`
+/// fails late, after the packages' SQL ran).
 fn check_roles(client: &mut impl GenericClient, plan: &Plan, opts: &DeployOptions) -> Result<()> {
     let roles: BTreeSet<&str> = opts
         .owner
@@ -386,8 +428,22 @@ fn check_roles(client: &mut impl GenericClient, plan: &Plan, opts: &DeployOption
         .map(String::as_str)
         .collect();
     let roles: Vec<&str> = roles.into_iter().collect();
-    match read::missing_roles(client, &roles)?.into_iter().next() {
-        Some(role) => Err(DeployError::UnknownRole { role }),
+    if let Some(role) = read::missing_roles(client, &roles)?.into_iter().next() {
+        return Err(DeployError::UnknownRole { role });
+    }
+    let owners: BTreeSet<&str> = opts
+        .owner
+        .iter()
+        .chain(
+            plan.packages
+                .iter()
+                .flat_map(|p| p.manifest.owner_role.iter()),
+        )
+        .map(String::as_str)
+        .collect();
+    let owners: Vec<&str> = owners.into_iter().collect();
+    match read::roles_not_held(client, &owners)?.into_iter().next() {
+        Some(role) => Err(DeployError::NotOwnerMember { role }),
         None => Ok(()),
     }
 }
@@ -429,6 +485,7 @@ fn prepare_package(
     target: &TargetState,
     only_files: Option<&BTreeSet<PathBuf>>,
     opts: &DeployOptions,
+    public_path: bool,
     report: &mut DeployReport,
 ) -> Result<OutcomeKind> {
     let mode = if only_files.is_some() {
@@ -436,7 +493,7 @@ fn prepare_package(
     } else {
         opts.mode
     };
-    let kind = schema_actions(client, pkg, target, mode, report)?;
+    let kind = schema_actions(client, pkg, target, mode, public_path, report)?;
     let fresh_schema = !matches!(kind, OutcomeKind::Overwritten);
     let kind = if only_files.is_some() {
         OutcomeKind::Files
@@ -467,6 +524,7 @@ fn schema_actions(
     pkg: &PackagePlan,
     target: &TargetState,
     mode: Mode,
+    public_path: bool,
     report: &mut DeployReport,
 ) -> Result<OutcomeKind> {
     let label = pkg.label();
@@ -488,6 +546,14 @@ fn schema_actions(
         return Ok(kind);
     };
     let q = quote_ident(schema);
+    if !target.exists && target.package.is_some() {
+        // Dropped by hand: the catalog's row and table scripts go with it.
+        report.warnings.push(format!(
+            "{label}: schema {schema} was dropped outside pgpm; it is created again"
+        ));
+        script.push(write::mark_schema_removed(schema));
+        script.push(write::forget_table_scripts(schema));
+    }
     if target.exists {
         match mode {
             Mode::Safe | Mode::Overwrite => {}
@@ -529,7 +595,11 @@ fn schema_actions(
             .filter_map(|d| d.schema.as_deref())
             .map(quote_ident),
     );
-    path.push("public".into());
+    // pg_catalog is searched first implicitly, so built-ins cannot be
+    // shadowed; public comes last, and only when no role may create in it.
+    if public_path {
+        path.push("public".into());
+    }
     script.push(Action::Sql(format!(
         "SET LOCAL search_path TO {}",
         path.join(", ")
@@ -596,6 +666,11 @@ fn statement_actions(
 /// Usage grants and ownership of the package's schema.
 fn grant_actions(pkg: &PackagePlan, opts: &DeployOptions, script: &mut Script) {
     let Some(schema) = &pkg.schema else { return };
+    // Functions are executable by PUBLIC when created; a package's are not.
+    script.push(Action::Sql(format!(
+        "REVOKE EXECUTE ON ALL ROUTINES IN SCHEMA {} FROM PUBLIC",
+        quote_ident(schema)
+    )));
     let usage: BTreeSet<&String> = opts.usage.iter().chain(&pkg.manifest.usage_roles).collect();
     for role in usage {
         script.push(write::grant_usage(schema, role));

@@ -65,6 +65,11 @@ pub fn migrate(
         .map(Applied::from)
         .collect();
     let plan = plan::plan(&opts.dir, patches, &applied, &opts.selection)?;
+    for warning in &plan.warnings {
+        on(Event::Warning {
+            message: &warning.to_string(),
+        });
+    }
     run::execute(&mut client, info, &plan, opts.dry_run, on)?;
     Ok(MigrateReport {
         plan,

@@ -67,6 +67,14 @@ pub enum RemoveError {
         schema: String,
         sessions: Vec<String>,
     },
+    #[error(
+        "dropping schema {schema} would also drop objects outside it: {}; nothing was changed (use --force to drop them too)",
+        objects.join(", ")
+    )]
+    ReachesOutside {
+        schema: String,
+        objects: Vec<String>,
+    },
     #[error(transparent)]
     Catalog(#[from] CatalogError),
     #[error(transparent)]
@@ -130,7 +138,7 @@ pub fn remove(
 }
 
 /// Checks the refusals and builds the script.
-pub fn prepare(client: &mut impl GenericClient, opts: &RemoveOptions) -> Result<RemoveReport> {
+fn prepare(client: &mut impl GenericClient, opts: &RemoveOptions) -> Result<RemoveReport> {
     let Some(row) = read::deployed_revision(client, &opts.package, &opts.version, opts.old_rev)?
     else {
         return Err(RemoveError::NotDeployed {
@@ -162,6 +170,18 @@ pub fn prepare(client: &mut impl GenericClient, opts: &RemoveOptions) -> Result<
     }
     let mut script = Script::default();
     let mut warnings = Vec::new();
+    if exists {
+        let outside = read::cascade_victims(client, &schema)?;
+        if !outside.is_empty() && !opts.force {
+            return Err(RemoveError::ReachesOutside {
+                schema,
+                objects: outside,
+            });
+        }
+        for object in outside {
+            warnings.push(format!("dropping schema {schema} also drops {object}"));
+        }
+    }
     script.push(Action::Note(format!(
         "remove {} {} (schema {schema})",
         opts.package, opts.version

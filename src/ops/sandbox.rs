@@ -11,18 +11,64 @@ use std::path::{Path, PathBuf};
 
 use postgres::Client;
 
-use super::deploy::{self, DeployOptions, DeployReport};
+use super::deploy::{self, DeployError, DeployOptions, DeployReport};
 use super::migrate::{self, MigrateOptions};
-use crate::catalog::{self, InstallOptions};
-use crate::cluster::{self, Cluster, ClusterOptions};
+use crate::catalog::{self, CatalogError, InstallOptions};
+use crate::cluster::{self, Cluster, ClusterError, ClusterOptions};
 use crate::db::QueryError;
-use crate::db::conninfo::ConnInfo;
+use crate::db::conninfo::{ConnError, ConnInfo};
 use crate::db::quote::quote_ident;
 use crate::event::Event;
-use crate::migrate::scan;
-use crate::package::workspace::Workspace;
+use crate::migrate::{PatchError, scan};
+use crate::package::workspace::{Workspace, WorkspaceError};
 use crate::util::checksum;
-use crate::{Error, Result};
+
+/// Why the sandbox could not be brought up.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error(transparent)]
+    Workspace(#[from] WorkspaceError),
+    #[error(transparent)]
+    Patch(#[from] PatchError),
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    #[error(transparent)]
+    Conn(#[from] ConnError),
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Deploy(#[from] Box<DeployError>),
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    #[error("cannot use {}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl SandboxError {
+    pub fn is_user_error(&self) -> bool {
+        match self {
+            SandboxError::Workspace(e) => !matches!(e, WorkspaceError::Io { .. }),
+            SandboxError::Patch(e) => e.is_user_error(),
+            SandboxError::Conn(e) => e.is_user_error(),
+            SandboxError::Catalog(e) => e.is_user_error(),
+            SandboxError::Deploy(e) => e.is_user_error(),
+            SandboxError::Cluster(_) | SandboxError::Query(_) | SandboxError::Io { .. } => false,
+        }
+    }
+
+    fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SandboxError + '_ {
+        move |source| SandboxError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+type Result<T, E = SandboxError> = std::result::Result<T, E>;
 
 /// The sandbox's database.
 pub const DATABASE: &str = "pgpm_sandbox";
@@ -37,14 +83,17 @@ pub fn cluster_dir(root: &Path) -> Result<PathBuf> {
     if let Ok(dir) = std::fs::read_to_string(&pointer) {
         return Ok(PathBuf::from(dir.trim()));
     }
-    std::fs::create_dir_all(&marker_dir).map_err(Error::io(&marker_dir))?;
-    let marker_dir = marker_dir.canonicalize().map_err(Error::io(&marker_dir))?;
+    std::fs::create_dir_all(&marker_dir).map_err(SandboxError::io(&marker_dir))?;
+    let marker_dir = marker_dir
+        .canonicalize()
+        .map_err(SandboxError::io(&marker_dir))?;
     if cluster::reachable_by_server(&marker_dir) && marker_dir.as_os_str().len() <= MAX_SOCKET_DIR {
         return Ok(marker_dir);
     }
     let hash = &checksum::sha256(marker_dir.as_os_str().as_encoded_bytes())[..12];
     let dir = std::env::temp_dir().join(format!("pgpm-sandbox-{hash}"));
-    std::fs::write(&pointer, dir.to_string_lossy().as_bytes()).map_err(Error::io(&pointer))?;
+    std::fs::write(&pointer, dir.to_string_lossy().as_bytes())
+        .map_err(SandboxError::io(&pointer))?;
     Ok(dir)
 }
 
@@ -52,8 +101,6 @@ pub fn cluster_dir(root: &Path) -> Result<PathBuf> {
 pub struct Sandbox {
     pub cluster: Cluster,
     pub conninfo: ConnInfo,
-    /// Patches applied, by file name.
-    pub patches_applied: Vec<String>,
     pub deploy: DeployReport,
     /// A `psql` command that selects a version and calls one of its functions.
     pub psql: Option<String>,
@@ -75,7 +122,11 @@ pub fn up(
         false => None,
     };
     let dir = cluster_dir(root)?;
-    let cluster = Cluster::start(&ClusterOptions { dir, port: None })?;
+    let cluster = Cluster::start(&ClusterOptions {
+        dir,
+        port: None,
+        tcp: false,
+    })?;
     let conninfo = cluster.conninfo(DATABASE);
     let mut admin = cluster.conninfo("postgres").connect()?;
     let exists: bool = admin
@@ -98,9 +149,8 @@ pub fn up(
             ..InstallOptions::default()
         },
     )?;
-    let mut patches_applied = Vec::new();
     if let Some(patches) = patches {
-        let report = migrate::migrate(
+        migrate::migrate(
             &mut client,
             &conninfo,
             patches,
@@ -110,18 +160,12 @@ pub fn up(
             },
             on,
         )?;
-        patches_applied = report
-            .plan
-            .steps()
-            .map(|s| s.patch.file_name.clone())
-            .collect();
     }
-    let deploy = deploy::deploy(&mut client, packages, opts, on)?;
+    let deploy = deploy::deploy(&mut client, packages, opts, on).map_err(Box::new)?;
     let psql = psql_example(&mut client, &conninfo)?;
     Ok(Sandbox {
         cluster,
         conninfo,
-        patches_applied,
         deploy,
         psql,
     })
@@ -144,39 +188,18 @@ pub fn down(root: &Path) -> Result<bool> {
 /// version and call one of its functions that takes no arguments, or else
 /// read one of its views.
 fn psql_example(client: &mut Client, conninfo: &ConnInfo) -> Result<Option<String>> {
-    let row = client
-        .query_opt(
-            "SELECT p.name, p.v_major, p.v_minor, x.query
-               FROM _pgpm.packages p
-               JOIN pg_namespace n ON n.nspname = p.schema_name
-               JOIN LATERAL (
-                    (SELECT 0 AS pref, format('SELECT %I()', proname) AS query FROM pg_proc
-                      WHERE pronamespace = n.oid AND pronargs = 0 AND prokind = 'f'
-                        AND prorettype <> 'trigger'::regtype
-                      ORDER BY proname LIMIT 1)
-                    UNION ALL
-                    (SELECT 1, format('SELECT * FROM %I LIMIT 5', relname) FROM pg_class
-                      WHERE relnamespace = n.oid AND relkind IN ('v', 'm')
-                      ORDER BY relname LIMIT 1)
-                    ORDER BY 1 LIMIT 1) x ON true
-              WHERE p.old_rev IS NULL AND p.removed_at IS NULL
-              ORDER BY p.deployment_id DESC, p.package_id DESC
-              LIMIT 1",
-            &[],
-        )
-        .map_err(QueryError::with("cannot pick an example function"))?;
-    Ok(row.map(|r| {
-        let (name, major, minor, query): (String, i32, i32, String) =
-            (r.get(0), r.get(1), r.get(2), r.get(3));
-        let requirement = if major > 0 {
-            format!("^{major}.{minor}")
+    let example = catalog::read::example_call(client)?;
+    Ok(example.map(|e| {
+        let requirement = if e.major > 0 {
+            format!("^{}.{}", e.major, e.minor)
         } else {
-            format!("~0.{minor}")
+            format!("~0.{}", e.minor)
         };
         format!(
-            "psql '{}' -c \"SELECT _pgpm.set_search_path('{name}', '{requirement}')\" -c '{}'",
+            "psql '{}' -c \"SELECT _pgpm.set_search_path('{}', '{requirement}')\" -c '{}'",
             conninfo.to_uri(),
-            query.replace('\'', "'\\''")
+            e.package,
+            e.query.replace('\'', "'\\''")
         )
     }))
 }

@@ -77,7 +77,18 @@ pub fn read(
         }
         None => None,
     };
-    let mut warnings = Vec::new();
+    let mut warnings: Vec<String> = packages
+        .iter()
+        .filter(|p| p.schema_missing)
+        .map(|p| {
+            format!(
+                "{} {}: schema {} was dropped outside pgpm; the next deploy creates it again",
+                p.name,
+                p.version,
+                p.schema.as_deref().unwrap_or_default()
+            )
+        })
+        .collect();
     let now = server.server_version_num;
     if let Some(last) = server.last_deploy_server_version_num
         && last / 10000 != now / 10000

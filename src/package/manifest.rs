@@ -56,6 +56,11 @@ pub enum ManifestError {
         column: usize,
         message: String,
     },
+    #[error(
+        "{}: not UTF-8 text (first bad byte at offset {offset}): JSON manifests are UTF-8",
+        path.display()
+    )]
+    NotUtf8 { path: PathBuf, offset: usize },
     #[error("{}: the manifest must be a JSON object", path.display())]
     NotAnObject { path: PathBuf },
     #[error("{}: unknown key \"{key}\"; the known keys are: {}", path.display(), known.join(", "))]
@@ -263,7 +268,11 @@ pub struct Manifest {
 impl Manifest {
     /// Validates a manifest read from `path` and checks that its folders exist.
     pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Manifest, ManifestError> {
-        let manifest = Manifest::parse(path, &String::from_utf8_lossy(bytes))?;
+        let text = std::str::from_utf8(bytes).map_err(|e| ManifestError::NotUtf8 {
+            path: path.to_path_buf(),
+            offset: e.valid_up_to(),
+        })?;
+        let manifest = Manifest::parse(path, text)?;
         manifest.check_folders()?;
         Ok(manifest)
     }

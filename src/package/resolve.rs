@@ -16,7 +16,6 @@ use semver::Version;
 
 use super::manifest::Manifest;
 use crate::util::toposort::toposort;
-use crate::version::SemverError;
 
 /// A package version already deployed in the database (the current
 /// revision: `old_rev IS NULL AND removed_at IS NULL` in `_pgpm.packages`).
@@ -103,12 +102,6 @@ pub enum ResolveError {
         requirement: String,
         /// Highest first.
         available: Vec<(Version, Source)>,
-    },
-    #[error("the catalog records package {name} with an unreadable version")]
-    DeployedVersion {
-        name: String,
-        #[source]
-        source: SemverError,
     },
     #[error("dependency cycle between packages: {}", cycle.join(" -> "))]
     Cycle {

@@ -21,16 +21,43 @@ use std::sync::Mutex;
 use crate::package::manifest::{Manifest, Phase};
 use crate::package::resolve::{self, Deployed, ResolveError, ResolvedDependency};
 use crate::package::workspace::{Package, SourceFile, Workspace};
-use crate::sql::{self, SqlError, Statement, StatementKind};
+use crate::sql::{self, SessionControl, SqlError, Statement, StatementKind};
 use crate::util::parallel_map;
 
-/// Why a workspace cannot be planned; both are the user's to fix.
+/// Why a workspace cannot be planned; all are the user's to fix.
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
     #[error(transparent)]
     Sql(#[from] SqlError),
     #[error(transparent)]
     Resolve(#[from] ResolveError),
+    /// A package file would act on the session that runs the deploy.
+    #[error(
+        "{}:{line}:{column}: {statement}: {}",
+        file.display(),
+        session_control_hint(*control)
+    )]
+    SessionControl {
+        file: PathBuf,
+        line: usize,
+        column: usize,
+        statement: String,
+        control: SessionControl,
+    },
+}
+
+fn session_control_hint(control: SessionControl) -> &'static str {
+    match control {
+        SessionControl::Transaction => {
+            "transaction control in a package file: pgpm deploys every package in one transaction of its own and records the deploy in it; remove the statement (a file wrapped as a whole in one BEGIN ... COMMIT is accepted, its wrapper dropped)"
+        }
+        SessionControl::Savepoint => {
+            "savepoints in a package file: pgpm runs each batch of statements under a savepoint of its own; remove the statement"
+        }
+        SessionControl::Role => {
+            "a change of role in a package file would change who runs the rest of the deploy: remove it; give the package's objects an owner with owner_role in the manifest or --owner"
+        }
+    }
 }
 
 type Result<T, E = PlanError> = std::result::Result<T, E>;
@@ -57,6 +84,9 @@ pub struct PackagePlan {
     pub phases: Vec<PhasePlan>,
     /// Whether the package's SQL was parsed into `phases`.
     pub parsing: Parsing,
+    /// What planning changed in the package's files and says so: a
+    /// `BEGIN` ... `COMMIT` wrapper dropped from a file.
+    pub notes: Vec<String>,
     /// SHA-256 over the manifest and every SQL file; see [`Package::checksum`].
     pub checksum: String,
 }
@@ -152,7 +182,7 @@ pub fn build(
         .map(|p| p.manifest.clone())
         .collect();
     let resolution = resolve::resolve(&manifests, deployed)?;
-    let mut slots: Vec<Option<(Package, Option<Vec<PhasePlan>>)>> = workspace
+    let mut slots: Vec<Option<(Package, Option<PackageSql>)>> = workspace
         .packages
         .into_iter()
         .zip(phases)
@@ -164,8 +194,13 @@ pub fn build(
         .order
         .iter()
         .map(|&i| {
-            let (package, phases) = slots[i].take().expect("each package once");
+            let (package, sql) = slots[i].take().expect("each package once");
+            let (phases, notes) = match sql {
+                Some(sql) => (Some(sql.phases), sql.notes),
+                None => (None, Vec::new()),
+            };
             PackagePlan {
+                notes,
                 schema: package.manifest.schema().map(str::to_string),
                 manifest: package.manifest,
                 dependencies: dependencies[i].take().unwrap_or_default(),
@@ -194,7 +229,7 @@ pub fn build(
 fn parse_all(
     packages: &[Package],
     parse: &(impl Fn(&Package) -> bool + Sync),
-) -> Result<Vec<Option<Vec<PhasePlan>>>> {
+) -> Result<Vec<Option<PackageSql>>> {
     let selected: Vec<bool> = packages.iter().map(parse).collect();
     let files: Vec<(&Package, &SourceFile)> = packages
         .iter()
@@ -232,6 +267,12 @@ fn parse_all(
     .collect()
 }
 
+/// What parsing made of one package's files.
+struct PackageSql {
+    phases: Vec<PhasePlan>,
+    notes: Vec<String>,
+}
+
 /// The phases of one package: its files' statements (`parsed[i]` is what
 /// [`sql::parse_file`] made of `package.files[i]`), ordered.
 ///
@@ -242,9 +283,10 @@ fn parse_all(
 fn package_phases(
     package: &Package,
     mut parsed: Vec<Option<std::result::Result<Vec<Statement>, SqlError>>>,
-) -> Result<Vec<PhasePlan>> {
+) -> Result<PackageSql> {
     let dir = &package.manifest.dir;
     let mut phases = Vec::new();
+    let mut notes = Vec::new();
     for phase in Phase::ALL {
         let mut statements = Vec::new();
         let mut files = Vec::new();
@@ -252,7 +294,24 @@ fn package_phases(
             if file.phase != phase {
                 continue;
             }
-            let parsed = parsed[index].take().expect("each file once")?;
+            let mut parsed = parsed[index].take().expect("each file once")?;
+            if sql::is_transaction_wrapper(&parsed) {
+                parsed.pop();
+                parsed.remove(0);
+                notes.push(format!(
+                    "{}: its BEGIN ... COMMIT wrapper is left out: the whole deploy runs in one transaction",
+                    dir.join(&file.path).display()
+                ));
+            }
+            if let Some(stmt) = parsed.iter().find(|s| s.session_control().is_some()) {
+                return Err(PlanError::SessionControl {
+                    file: stmt.file.clone(),
+                    line: stmt.line,
+                    column: stmt.column,
+                    statement: stmt.excerpt(40),
+                    control: stmt.session_control().expect("found"),
+                });
+            }
             let start = statements.len();
             statements.extend(parsed);
             files.push(PackageFile {
@@ -287,5 +346,5 @@ fn package_phases(
             files,
         });
     }
-    Ok(phases)
+    Ok(PackageSql { phases, notes })
 }

@@ -27,12 +27,14 @@
 use std::fmt;
 use std::path::PathBuf;
 
+mod control;
 mod order;
 mod refs;
 mod split;
 #[cfg(test)]
 mod tests;
 
+pub use control::{SessionControl, is_transaction_wrapper};
 pub use order::order;
 pub use split::parse_file;
 

@@ -46,7 +46,8 @@ pub fn toposort(deps: &[Vec<usize>]) -> Result<Vec<usize>, Vec<usize>> {
 /// One cycle among the nodes the sort could not place (`waiting > 0`): the
 /// strongly connected component holding the lowest such node, walked from
 /// that node through every member and back, each node depending on the
-/// next and the last on the first. The first node is not repeated.
+/// next and the last on the first. The first node is not repeated at the
+/// end; with several loops through one node, the walk passes it again.
 fn cycle(deps: &[Vec<usize>], waiting: &[usize]) -> Vec<usize> {
     let mut graph: DiGraphMap<usize, (), std::hash::RandomState> = DiGraphMap::default();
     for (node, targets) in deps.iter().enumerate() {

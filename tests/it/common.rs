@@ -38,7 +38,12 @@ pub fn server() -> &'static Server {
             .tempdir()
             .expect("temp dir")
             .keep();
-        let cluster = Cluster::start(&ClusterOptions { dir, port: None }).expect("start cluster");
+        let cluster = Cluster::start(&ClusterOptions {
+            dir,
+            port: None,
+            tcp: true,
+        })
+        .expect("start cluster");
         cluster
             .remove_when_process_exits(std::process::id())
             .expect("reaper");

@@ -10,4 +10,5 @@ mod install;
 mod migrate;
 mod operate;
 mod plan;
+mod safety;
 mod semver_sql;

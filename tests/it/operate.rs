@@ -335,6 +335,14 @@ fn sandbox_starts_is_reused_and_stops() {
         "{stdout}"
     );
     let info = pgpm::db::conninfo::ConnInfo::parse(&url).unwrap();
+    // Its trust authentication trusts only the socket's owner: nothing
+    // listens on TCP, and the socket is in a private directory.
+    assert!(info.host().starts_with('/'), "{url}");
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", info.port())).is_err(),
+        "the sandbox listens on TCP port {}",
+        info.port()
+    );
     let mut client = info.connect().unwrap();
     let selected: serde_json::Value = client
         .query_one("SELECT _pgpm.set_search_path('billing', '^1.3')", &[])

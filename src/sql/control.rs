@@ -1,0 +1,182 @@
+//! Statements that act on the session running them rather than on objects:
+//! transaction control, savepoints, and changes of role.
+//!
+//! pgpm runs a whole deploy (or a group of patches) in one transaction that
+//! it owns and records: a `COMMIT` in a file would commit half of it, a
+//! `ROLLBACK` would undo what came before and let the rest run outside any
+//! transaction, and `SET ROLE` would change who runs everything after it.
+//! Such statements are found here, by their leading keywords, before
+//! anything runs.
+
+use super::Statement;
+
+/// What a statement does to the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionControl {
+    /// `BEGIN`, `START TRANSACTION`, `COMMIT`, `END`, `ROLLBACK`, `ABORT`,
+    /// `PREPARE TRANSACTION`, `COMMIT PREPARED`, `ROLLBACK PREPARED`.
+    Transaction,
+    /// `SAVEPOINT`, `RELEASE`, `ROLLBACK TO`: nest inside a transaction.
+    Savepoint,
+    /// `SET [SESSION | LOCAL] ROLE`, `SET ... SESSION AUTHORIZATION`,
+    /// `RESET ROLE`, `RESET SESSION AUTHORIZATION`, `RESET ALL`.
+    Role,
+}
+
+impl Statement {
+    /// What the statement does to the session running it, if anything
+    /// beyond its own work.
+    pub fn session_control(&self) -> Option<SessionControl> {
+        let words: Vec<String> = self
+            .sql
+            .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+            .filter(|w| !w.is_empty())
+            .take(4)
+            .map(str::to_ascii_uppercase)
+            .collect();
+        let word = |i: usize| words.get(i).map(String::as_str).unwrap_or("");
+        match word(0) {
+            "BEGIN" | "START" | "COMMIT" | "END" | "ABORT" => Some(SessionControl::Transaction),
+            "ROLLBACK" => {
+                // ROLLBACK [WORK | TRANSACTION] TO [SAVEPOINT] name.
+                let next = words[1..]
+                    .iter()
+                    .find(|w| *w != "WORK" && *w != "TRANSACTION")
+                    .map(String::as_str);
+                if next == Some("TO") {
+                    Some(SessionControl::Savepoint)
+                } else {
+                    Some(SessionControl::Transaction)
+                }
+            }
+            "PREPARE" if word(1) == "TRANSACTION" => Some(SessionControl::Transaction),
+            "SAVEPOINT" | "RELEASE" => Some(SessionControl::Savepoint),
+            "SET" if (word(1), word(2)) == ("SESSION", "AUTHORIZATION") => {
+                Some(SessionControl::Role)
+            }
+            "SET" => {
+                let at = if matches!(word(1), "SESSION" | "LOCAL") && word(2) != "CHARACTERISTICS" {
+                    2
+                } else {
+                    1
+                };
+                let target = (word(at), word(at + 1));
+                matches!(target, ("ROLE", _) | ("SESSION", "AUTHORIZATION"))
+                    .then_some(SessionControl::Role)
+            }
+            "RESET" => matches!(
+                (word(1), word(2)),
+                ("ROLE", _) | ("SESSION", "AUTHORIZATION") | ("ALL", _)
+            )
+            .then_some(SessionControl::Role),
+            _ => None,
+        }
+    }
+
+    /// The statement on one line, cut after `max` characters, for messages.
+    pub fn excerpt(&self, max: usize) -> String {
+        let one_line = self.sql.split_whitespace().collect::<Vec<_>>().join(" ");
+        match one_line.char_indices().nth(max) {
+            Some((at, _)) => format!("{}...", &one_line[..at]),
+            None => one_line,
+        }
+    }
+}
+
+/// Whether a file's statements are wrapped as a whole in one `BEGIN` ...
+/// `COMMIT` pair (as Sqitch's templates and many published scripts write
+/// them): the first starts a transaction, the last commits it. A `ROLLBACK`
+/// at the end is not a wrapper: the file means to undo itself.
+pub fn is_transaction_wrapper(statements: &[Statement]) -> bool {
+    let (Some(first), Some(last)) = (statements.first(), statements.last()) else {
+        return false;
+    };
+    if statements.len() < 2 {
+        return false;
+    }
+    let starts = |s: &Statement| {
+        let upper = s.sql.trim_start().to_ascii_uppercase();
+        upper.starts_with("BEGIN") || upper.starts_with("START")
+    };
+    let commits = |s: &Statement| {
+        let upper = s.sql.trim_start().to_ascii_uppercase();
+        upper.starts_with("COMMIT") && !upper.contains("PREPARED") || upper.starts_with("END")
+    };
+    first.session_control() == Some(SessionControl::Transaction)
+        && starts(first)
+        && last.session_control() == Some(SessionControl::Transaction)
+        && commits(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::sql::parse_file;
+
+    fn control(sql: &str) -> Option<SessionControl> {
+        parse_file(Path::new("t.sql"), sql).unwrap()[0].session_control()
+    }
+
+    #[test]
+    fn statements_that_act_on_the_session() {
+        use SessionControl::*;
+        for (sql, want) in [
+            ("BEGIN;", Some(Transaction)),
+            (
+                "begin transaction isolation level serializable;",
+                Some(Transaction),
+            ),
+            ("START TRANSACTION;", Some(Transaction)),
+            ("COMMIT;", Some(Transaction)),
+            ("END;", Some(Transaction)),
+            ("ROLLBACK;", Some(Transaction)),
+            ("ABORT;", Some(Transaction)),
+            ("PREPARE TRANSACTION 'x';", Some(Transaction)),
+            ("COMMIT PREPARED 'x';", Some(Transaction)),
+            ("SAVEPOINT a;", Some(Savepoint)),
+            ("RELEASE SAVEPOINT a;", Some(Savepoint)),
+            ("ROLLBACK TO SAVEPOINT a;", Some(Savepoint)),
+            ("ROLLBACK WORK TO a;", Some(Savepoint)),
+            ("SET ROLE admin;", Some(Role)),
+            ("SET LOCAL ROLE admin;", Some(Role)),
+            ("SET SESSION AUTHORIZATION admin;", Some(Role)),
+            ("SET SESSION SESSION AUTHORIZATION admin;", Some(Role)),
+            ("RESET ROLE;", Some(Role)),
+            ("RESET ALL;", Some(Role)),
+            ("SET search_path = x;", None),
+            (
+                "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY;",
+                None,
+            ),
+            ("RESET search_path;", None),
+            (
+                "CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; END;",
+                None,
+            ),
+            ("DO $$ BEGIN PERFORM 1; END $$;", None),
+            ("SELECT 1;", None),
+        ] {
+            assert_eq!(control(sql), want, "{sql}");
+        }
+    }
+
+    #[test]
+    fn a_file_wrapped_in_begin_and_commit() {
+        let parse = |sql: &str| parse_file(Path::new("t.sql"), sql).unwrap();
+        assert!(is_transaction_wrapper(&parse(
+            "BEGIN; CREATE TABLE t (); COMMIT;"
+        )));
+        assert!(is_transaction_wrapper(&parse(
+            "start transaction; select 1; end;"
+        )));
+        assert!(!is_transaction_wrapper(&parse(
+            "BEGIN; CREATE TABLE t (); ROLLBACK;"
+        )));
+        assert!(!is_transaction_wrapper(&parse(
+            "CREATE TABLE t (); COMMIT;"
+        )));
+        assert!(!is_transaction_wrapper(&parse("SELECT 1;")));
+    }
+}

@@ -1,0 +1,454 @@
+//! What deploy and remove refuse so that nothing is half done, dropped
+//! without a word, or run with more privilege than meant.
+
+use std::path::Path;
+
+use crate::common::{TestDb, output, package, pgpm};
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    output(pgpm().args(args).assert())
+}
+
+fn deploy(db: &TestDb, path: &Path, args: &[&str]) -> (i32, String, String) {
+    let mut all = vec!["deploy", "-d"];
+    let conn = db.conn_string();
+    all.push(&conn);
+    let path = path.to_str().unwrap().to_string();
+    all.push(&path);
+    all.extend(args);
+    run(&all)
+}
+
+/// Schemas, catalog rows and deployments: what a refused command must leave as it was.
+fn snapshot(db: &TestDb) -> String {
+    db.query_scalar(
+        "SELECT concat_ws(' | ',
+            (SELECT string_agg(nspname, ',' ORDER BY nspname) FROM pg_namespace WHERE nspname NOT LIKE 'pg_%'),
+            (SELECT string_agg(p::text, ',' ORDER BY package_id) FROM _pgpm.packages p),
+            (SELECT count(*)::text FROM _pgpm.deployments),
+            (SELECT string_agg(relname, ',' ORDER BY relname) FROM pg_class WHERE relnamespace = 'public'::regnamespace))",
+    )
+}
+
+/// A package `app` whose functions file holds `body`.
+fn app(root: &Path, body: &str) -> std::path::PathBuf {
+    package(
+        root,
+        "app",
+        serde_json::json!({ "name": "app", "version": "1.0.0", "functions_path": "functions" }),
+        &[
+            (
+                "functions/a.sql",
+                "CREATE FUNCTION a() RETURNS int LANGUAGE sql AS 'SELECT 1';\n",
+            ),
+            ("functions/b.sql", body),
+        ],
+    )
+}
+
+#[test]
+fn transaction_control_in_a_package_file_is_refused_before_anything_runs() {
+    let db = TestDb::installed();
+    for (body, line, what) in [
+        (
+            "CREATE TABLE t1 (id int);\nCOMMIT;\nCREATE TABLE t2 (id int);\n",
+            2,
+            "transaction control",
+        ),
+        (
+            "SELECT 1;\nROLLBACK;\nCREATE TABLE t2 (id int);\n",
+            2,
+            "transaction control",
+        ),
+        ("BEGIN;\nSELECT 1;\n", 1, "transaction control"),
+        ("PREPARE TRANSACTION 'x';\n", 1, "transaction control"),
+        ("SAVEPOINT s;\nSELECT 1;\n", 1, "savepoints"),
+        ("SELECT 1;\n\nSET ROLE pg_monitor;\n", 3, "change of role"),
+        (
+            "SET SESSION AUTHORIZATION pg_monitor;\n",
+            1,
+            "change of role",
+        ),
+        ("RESET ALL;\n", 1, "change of role"),
+    ] {
+        let ws = tempfile::tempdir().unwrap();
+        let dir = app(ws.path(), body);
+        let before = snapshot(&db);
+        let expected = format!("{}:{line}:1: ", dir.join("functions/b.sql").display());
+        for command in ["plan", "deploy"] {
+            let (code, _, stderr) = match command {
+                "plan" => run(&["plan", dir.to_str().unwrap()]),
+                _ => deploy(&db, &dir, &[]),
+            };
+            assert_eq!(code, 1, "{body}: {stderr}");
+            assert!(stderr.contains(&expected), "{body}: {stderr}");
+            assert!(stderr.contains(what), "{body}: {stderr}");
+        }
+        assert_eq!(snapshot(&db), before, "{body}");
+    }
+}
+
+#[test]
+fn a_file_wrapped_in_begin_and_commit_deploys_without_its_wrapper() {
+    let db = TestDb::installed();
+    let ws = tempfile::tempdir().unwrap();
+    let dir = app(
+        ws.path(),
+        "-- Deploy app:b to pg\nBEGIN;\n\nCREATE FUNCTION b() RETURNS int LANGUAGE sql AS 'SELECT 2';\n\nCOMMIT;\n",
+    );
+    let (code, stdout, _) = run(&["plan", dir.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert!(
+        stdout.contains("BEGIN ... COMMIT wrapper is left out"),
+        "{stdout}"
+    );
+    let (code, stdout, stderr) = deploy(&db, &dir, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("deployed app 1.0.0"), "{stdout}");
+    assert!(
+        stderr.contains("note: ")
+            && stderr.contains("functions/b.sql: its BEGIN ... COMMIT wrapper is left out"),
+        "{stderr}"
+    );
+    let b: i32 = db.query_scalar("SELECT app_1_0_0.b()");
+    assert_eq!(b, 2);
+    // The whole deploy was one transaction, recorded as such.
+    let closed: bool =
+        db.query_scalar("SELECT bool_and(finished_at IS NOT NULL) FROM _pgpm.deployments");
+    assert!(closed);
+}
+
+#[test]
+fn a_lost_connection_says_nothing_was_committed() {
+    let db = TestDb::installed();
+    let ws = tempfile::tempdir().unwrap();
+    let dir = app(
+        ws.path(),
+        "CREATE FUNCTION b() RETURNS int LANGUAGE sql AS 'SELECT 2';\nSELECT pg_terminate_backend(pg_backend_pid());\n",
+    );
+    let before = snapshot(&db);
+    let (code, _, stderr) = deploy(&db, &dir, &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("lost the connection to the server while deploying app 1.0.0; the transaction was not committed, so nothing was changed"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("savepoint"), "{stderr}");
+    assert_eq!(snapshot(&db), before);
+}
+
+#[test]
+fn package_schemas_pgpm_did_not_create_are_refused_unless_adopted() {
+    let db = TestDb::installed();
+    db.exec("CREATE TABLE public.users (id int); INSERT INTO public.users VALUES (1);");
+    let ws = tempfile::tempdir().unwrap();
+    for name in ["public", "information_schema"] {
+        let dir = package(
+            ws.path(),
+            name,
+            serde_json::json!({ "name": name, "version": "1.0.0", "subclass": "basic", "functions_path": "f" }),
+            &[(
+                "f/f.sql",
+                "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1';",
+            )],
+        );
+        for mode in ["unsafe", "moderate", "overwrite"] {
+            let before = snapshot(&db);
+            let (code, _, stderr) = deploy(&db, &dir, &["--mode", mode, "--adopt"]);
+            assert_eq!(code, 1, "{name} {mode}: {stderr}");
+            assert!(
+                stderr.contains("belongs to PostgreSQL or every database"),
+                "{stderr}"
+            );
+            assert_eq!(snapshot(&db), before, "{name} {mode}");
+        }
+    }
+    let users: i64 = db.query_scalar("SELECT count(*) FROM public.users");
+    assert_eq!(users, 1);
+
+    // A schema that exists but has no catalog row is not pgpm's to drop.
+    db.exec("CREATE SCHEMA legacy; CREATE TABLE legacy.keep (id int);");
+    let dir = package(
+        ws.path(),
+        "legacy",
+        serde_json::json!({ "name": "legacy", "version": "1.0.0", "subclass": "basic", "functions_path": "f" }),
+        &[(
+            "f/f.sql",
+            "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1';",
+        )],
+    );
+    for mode in ["safe", "unsafe", "moderate", "overwrite"] {
+        let before = snapshot(&db);
+        let (code, _, stderr) = deploy(&db, &dir, &["--mode", mode]);
+        assert_eq!(code, 1, "{mode}: {stderr}");
+        assert!(
+            stderr.contains("pgpm did not create it"),
+            "{mode}: {stderr}"
+        );
+        assert!(stderr.contains("--adopt"), "{mode}: {stderr}");
+        assert_eq!(snapshot(&db), before, "{mode}");
+    }
+    let (code, _, stderr) = deploy(&db, &dir, &["--mode", "overwrite", "--adopt"]);
+    assert_eq!(code, 0, "{stderr}");
+    let kept: bool =
+        db.query_scalar("SELECT to_regclass('legacy.keep') IS NOT NULL AND legacy.f() = 1");
+    assert!(kept);
+}
+
+#[test]
+fn a_schema_dropped_by_hand_is_reported_and_recreated() {
+    let db = TestDb::installed();
+    let ws = tempfile::tempdir().unwrap();
+    let dir = app(
+        ws.path(),
+        "CREATE FUNCTION b() RETURNS int LANGUAGE sql AS 'SELECT 2';\n",
+    );
+    assert_eq!(deploy(&db, &dir, &[]).0, 0);
+    db.exec("DROP SCHEMA app_1_0_0 CASCADE");
+    let (code, stdout, _) = run(&["status", &db.conn_string()]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("app_1_0_0 (missing)"), "{stdout}");
+    assert!(
+        stdout.contains("warning: app 1.0.0: schema app_1_0_0 was dropped outside pgpm"),
+        "{stdout}"
+    );
+    let (code, stdout, stderr) = deploy(&db, &dir, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("deployed app 1.0.0 -> app_1_0_0"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("was dropped outside pgpm; it is created again"),
+        "{stderr}"
+    );
+    let b: i32 = db.query_scalar("SELECT app_1_0_0.b()");
+    assert_eq!(b, 2);
+    let (_, stdout, _) = run(&["status", &db.conn_string()]);
+    assert!(!stdout.contains("missing"), "{stdout}");
+}
+
+#[test]
+fn public_cannot_execute_package_functions() {
+    let db = TestDb::installed();
+    let role = format!("{}_reader", db.name);
+    db.exec(&format!("CREATE ROLE {role} LOGIN"));
+    let ws = tempfile::tempdir().unwrap();
+    let dir = app(
+        ws.path(),
+        "CREATE FUNCTION b() RETURNS int LANGUAGE sql AS 'SELECT 2';\n",
+    );
+    assert_eq!(deploy(&db, &dir, &[]).0, 0);
+    // A role given only USAGE on the schema may not call the functions.
+    db.exec(&format!("GRANT USAGE ON SCHEMA app_1_0_0 TO {role}"));
+    let mut reader = db
+        .info
+        .clone()
+        .with("user", role.clone())
+        .connect()
+        .unwrap();
+    let err = reader.query_one("SELECT app_1_0_0.b()", &[]).unwrap_err();
+    let message = err
+        .as_db_error()
+        .map(|e| e.message().to_string())
+        .unwrap_or_default();
+    assert_eq!(message, "permission denied for function b", "{err:?}");
+    // Nor functions added later by a -f redeploy.
+    std::fs::write(
+        dir.join("functions/c.sql"),
+        "CREATE FUNCTION c() RETURNS int LANGUAGE sql AS 'SELECT 3';\n",
+    )
+    .unwrap();
+    let c = dir.join("functions/c.sql");
+    let (code, _, stderr) = deploy(&db, &dir, &["-f", c.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    let err = reader.query_one("SELECT app_1_0_0.c()", &[]).unwrap_err();
+    let message = err
+        .as_db_error()
+        .map(|e| e.message().to_string())
+        .unwrap_or_default();
+    assert_eq!(message, "permission denied for function c", "{err:?}");
+    let public_execute: i64 = db.query_scalar(
+        "SELECT count(*) FROM pg_proc p, aclexplode(p.proacl) a
+          WHERE p.pronamespace = 'app_1_0_0'::regnamespace AND a.grantee = 0",
+    );
+    assert_eq!(public_execute, 0);
+    drop(reader);
+    db.exec(&format!("DROP OWNED BY {role}; DROP ROLE {role}"));
+}
+
+#[test]
+fn a_role_that_may_create_in_public_cannot_hijack_a_deploy() {
+    let db = TestDb::installed();
+    let attacker = format!("{}_attacker", db.name);
+    // public as it is before PostgreSQL 15 (and after pg_upgrade from it).
+    db.exec(&format!(
+        "CREATE ROLE {attacker} LOGIN; GRANT CREATE ON SCHEMA public TO PUBLIC;"
+    ));
+    let mut evil = db
+        .info
+        .clone()
+        .with("user", attacker.clone())
+        .connect()
+        .unwrap();
+    // An exact match for tax(1) where the package's own tax takes numeric.
+    evil.batch_execute(&format!(
+        "CREATE FUNCTION public.tax(int) RETURNS numeric LANGUAGE plpgsql AS $$
+         BEGIN EXECUTE 'ALTER ROLE {attacker} SUPERUSER'; RETURN 0; END $$;"
+    ))
+    .unwrap();
+    drop(evil);
+    let ws = tempfile::tempdir().unwrap();
+    let dir = package(
+        ws.path(),
+        "ledger",
+        serde_json::json!({ "name": "ledger", "version": "1.0.0", "functions_path": "functions" }),
+        &[
+            (
+                "functions/tax.sql",
+                "CREATE FUNCTION tax(amount numeric) RETURNS numeric LANGUAGE sql AS 'SELECT amount / 10';\n",
+            ),
+            // A statement that runs during the deploy, calling the package's own function.
+            (
+                "functions/z_check.sql",
+                "CREATE TABLE rates AS SELECT tax(1) AS rate;\n",
+            ),
+        ],
+    );
+    let (code, _, stderr) = deploy(&db, &dir, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("schema public is writable by every role"),
+        "{stderr}"
+    );
+    let superuser: bool = db.query_scalar(&format!(
+        "SELECT rolsuper FROM pg_roles WHERE rolname = '{attacker}'"
+    ));
+    assert!(!superuser, "the attacker's function ran during the deploy");
+    let rate: String = db.query_scalar("SELECT rate::text FROM ledger_1_0_0.rates");
+    assert_eq!(rate, "0.10000000000000000000");
+    db.exec(&format!(
+        "REVOKE CREATE ON SCHEMA public FROM PUBLIC; DROP FUNCTION public.tax(int); DROP ROLE {attacker}"
+    ));
+}
+
+#[test]
+fn an_owner_the_deployer_is_not_a_member_of_is_refused_up_front() {
+    let db = TestDb::new();
+    let deployer = format!("{}_deployer", db.name);
+    let other = format!("{}_other", db.name);
+    db.exec(&format!(
+        "CREATE ROLE {deployer} LOGIN; CREATE ROLE {other} NOLOGIN;
+         ALTER DATABASE {} OWNER TO {deployer};",
+        db.name
+    ));
+    let conn = db.info.clone().with("user", deployer.clone()).to_string();
+    let (code, _, stderr) = run(&["install", &conn]);
+    assert_eq!(code, 0, "{stderr}");
+    let ws = tempfile::tempdir().unwrap();
+    let dir = app(
+        ws.path(),
+        "CREATE FUNCTION b() RETURNS int LANGUAGE sql AS 'SELECT 2';\n",
+    );
+    let (code, _, stderr) = run(&["deploy", &conn, dir.to_str().unwrap(), "--owner", &other]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot give the package's objects to role {other}: the deploying role is not a member of it")),
+        "{stderr}"
+    );
+    let schemas: i64 =
+        db.query_scalar("SELECT count(*) FROM pg_namespace WHERE nspname = 'app_1_0_0'");
+    assert_eq!(schemas, 0);
+    // As a member, the same deploy works.
+    db.exec(&format!("GRANT {other} TO {deployer}"));
+    let (code, _, stderr) = run(&["deploy", &conn, dir.to_str().unwrap(), "--owner", &other]);
+    assert_eq!(code, 0, "{stderr}");
+    let owner: String = db.query_scalar(
+        "SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = 'app_1_0_0'",
+    );
+    assert_eq!(owner, other);
+    drop(db);
+}
+
+#[test]
+fn remove_refuses_what_the_cascade_reaches_outside_the_schema() {
+    let db = TestDb::installed();
+    let ws = tempfile::tempdir().unwrap();
+    let dir = package(
+        ws.path(),
+        "api",
+        serde_json::json!({ "name": "api", "version": "1.0.0", "views_path": "views" }),
+        &[("views/v.sql", "CREATE VIEW numbers AS SELECT 1 AS n;\n")],
+    );
+    assert_eq!(deploy(&db, &dir, &[]).0, 0);
+    db.exec("CREATE VIEW public.report AS SELECT n FROM api_1_0_0.numbers;");
+    for args in [vec!["--dry-run"], vec![]] {
+        let mut all = vec!["remove", "-d"];
+        let conn = db.conn_string();
+        all.push(&conn);
+        all.extend(["api", "1.0.0"]);
+        all.extend(args.iter().copied());
+        let (code, _, stderr) = run(&all);
+        assert_eq!(code, 1, "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("would also drop objects outside it: view public.report"),
+            "{stderr}"
+        );
+    }
+    let report: bool = db.query_scalar("SELECT to_regclass('public.report') IS NOT NULL");
+    assert!(report);
+    let (code, _, stderr) = run(&["remove", &db.conn_string(), "api", "1.0.0", "--force"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("also drops view public.report"), "{stderr}");
+}
+
+#[test]
+fn inputs_that_cannot_be_read_are_user_errors_naming_the_file() {
+    let ws = tempfile::tempdir().unwrap();
+    let dir = ws.path().join("latin1");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("package.json"),
+        b"{\"name\": \"latin1\", \"version\": \"1.0.0\", \"description\": \"caf\xe9\"}",
+    )
+    .unwrap();
+    let (code, _, stderr) = run(&["plan", dir.to_str().unwrap()]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("package.json: not UTF-8 text (first bad byte at offset 58)"),
+        "{stderr}"
+    );
+
+    let patches = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink("nowhere.sql", patches.path().join("patch-1-0-0-std.sql")).unwrap();
+    std::fs::create_dir(patches.path().join("patch-1-0-1-std.sql")).unwrap();
+    let (code, _, stderr) = run(&[
+        "migrate",
+        "-d",
+        "host=127.0.0.1 port=1",
+        patches.path().to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("patch-1-0-0-std.sql: named like a patch but not a readable file"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn connection_errors_never_show_part_of_a_password() {
+    for conn in [
+        "postgres://app:sec/ret@127.0.0.1/app",
+        "postgres://app:sec?ret@127.0.0.1/app",
+        "host=127.0.0.1 password=sec ret",
+    ] {
+        let (code, stdout, stderr) = run(&["status", conn]);
+        assert_eq!(code, 1, "{conn}: {stderr}");
+        for part in ["sec", "ret"] {
+            assert!(
+                !stderr.contains(part) && !stdout.contains(part),
+                "{conn}: {stderr}"
+            );
+        }
+    }
+}
