@@ -57,6 +57,11 @@ pub const STEPS: &[Step] = &[
         file: "schema/0005_sessions.sql",
         sql: include_str!("../../schema/0005_sessions.sql"),
     },
+    Step {
+        version: 6,
+        file: "schema/0006_sessions_as_owner.sql",
+        sql: include_str!("../../schema/0006_sessions_as_owner.sql"),
+    },
 ];
 
 /// The catalog version this binary installs and understands.

@@ -332,13 +332,16 @@ pub fn sessions_using(client: &mut impl GenericClient, schema: &str) -> Result<V
             "SELECT DISTINCT format('pid %s (%s@%s, %s, since %s)', a.pid, a.usename,
                                     coalesce(host(a.client_addr), 'local'),
                                     coalesce(nullif(a.application_name, ''), 'no application name'),
-                                    to_char(a.backend_start, 'YYYY-MM-DD HH24:MI:SS'))
+                                    coalesce(to_char(a.backend_start, 'YYYY-MM-DD HH24:MI:SS'), 'unknown'))
                FROM pg_stat_activity a
               WHERE a.pid <> pg_backend_pid()
                 AND (position(($1 || '.') IN a.query) > 0
                      OR position((quote_ident($1) || '.') IN a.query) > 0
                      OR EXISTS (SELECT 1 FROM _pgpm.sessions s
-                                 WHERE s.pid = a.pid AND s.backend_start = a.backend_start
+                                 WHERE s.pid = a.pid
+                                   -- A role that is not a superuser does not
+                                   -- see other roles' backend_start.
+                                   AND (a.backend_start IS NULL OR s.backend_start = a.backend_start)
                                    AND $1 = ANY (s.schemas)))",
             &[&schema],
         )

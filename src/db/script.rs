@@ -219,7 +219,7 @@ fn run_batch(
                 })
             });
         }
-        Err(err) if err.as_db_error().is_none() => {
+        Err(err) if connection_lost(&err) => {
             return Err(ScriptError::ConnectionLost {
                 doing: doing(),
                 source: err,
@@ -240,14 +240,25 @@ fn run_batch(
         }
     }
     // No usable position: replay statement by statement to find the culprit.
-    sp.rollback()
-        .map_err(QueryError::with("cannot roll back a savepoint"))?;
-    let mut sp = tx
-        .savepoint("pgpm_replay")
-        .map_err(QueryError::with("cannot set a savepoint"))?;
+    sp.rollback().map_err(|e| {
+        ScriptError::or_lost(e, doing, |e| {
+            QueryError::with("cannot roll back a savepoint")(e).into()
+        })
+    })?;
+    let mut sp = tx.savepoint("pgpm_replay").map_err(|e| {
+        ScriptError::or_lost(e, doing, |e| {
+            QueryError::with("cannot set a savepoint")(e).into()
+        })
+    })?;
     for origin in origins {
         let text = &sql[origin.start..origin.start + origin.len];
         if let Err(e) = sp.batch_execute(text) {
+            if connection_lost(&e) {
+                return Err(ScriptError::ConnectionLost {
+                    doing: doing(),
+                    source: e,
+                });
+            }
             let offset = error_position(&e).map(|p| char_to_byte(text, p));
             return Err(statement_error(package, origin, text, offset, e));
         }
@@ -261,6 +272,15 @@ fn run_batch(
         None,
         err,
     ))
+}
+
+/// Whether an error means the connection is gone: no answer from the
+/// server, or the server ending the session (FATAL: terminated, shut down).
+fn connection_lost(err: &postgres::Error) -> bool {
+    err.is_closed()
+        || err
+            .as_db_error()
+            .is_none_or(|db| matches!(db.severity(), "FATAL" | "PANIC"))
 }
 
 /// PostgreSQL's 1-based character position of an error in the sent text.

@@ -218,6 +218,19 @@ pub enum SqlError {
     /// loop once, each member depending on the next and the last on the first.
     #[error("dependency cycle between SQL objects: {}", cycle_display(objects))]
     Cycle { objects: Vec<CycleMember> },
+    /// Parentheses nested deeper than any server accepts (PostgreSQL
+    /// stops at its `max_stack_depth` long before).
+    #[error(
+        "{}:{line}:{column}: parentheses nested {depth} deep, more than the {limit} pgpm parses: split the expression",
+        file.display()
+    )]
+    TooDeep {
+        file: PathBuf,
+        line: usize,
+        column: usize,
+        depth: usize,
+        limit: usize,
+    },
 }
 
 fn cycle_display(objects: &[CycleMember]) -> String {

@@ -16,6 +16,63 @@ use crate::util::text::LineIndex;
 /// leading byte-order mark counts as its three bytes. Any syntax error (also
 /// inside the string body of a SQL-language function) fails the whole file.
 pub fn parse_file(path: &Path, text: &str) -> Result<Vec<Statement>, SqlError> {
+    let (depth, deepest) = nesting(text);
+    if depth > MAX_NESTING {
+        let (line, column) = LineIndex::new(text).line_col(text, deepest);
+        return Err(SqlError::TooDeep {
+            file: path.to_owned(),
+            line,
+            column,
+            depth,
+            limit: MAX_NESTING,
+        });
+    }
+    if depth <= INLINE_NESTING {
+        return parse_here(path, text);
+    }
+    // The parser recurses once per level: give deep input a stack of its
+    // own, reserved (not committed) up front, instead of overflowing ours.
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("pgpm-parse".into())
+            .stack_size(DEEP_STACK)
+            .spawn_scoped(scope, || parse_here(path, text))
+            .expect("a thread to parse on")
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
+/// Deeper nesting is refused (PostgreSQL refuses far less deep input).
+const MAX_NESTING: usize = 10_000;
+
+/// Up to this depth the caller's stack is enough.
+const INLINE_NESTING: usize = 200;
+
+/// The stack for parsing deeper input: enough for [`MAX_NESTING`] levels.
+const DEEP_STACK: usize = 512 << 20;
+
+/// The deepest parenthesis nesting in `text` and where it is reached
+/// (a byte offset). Parentheses in strings and comments count too: this
+/// only bounds what the parser's recursion needs.
+fn nesting(text: &str) -> (usize, usize) {
+    let (mut depth, mut max, mut at) = (0usize, 0usize, 0usize);
+    for (i, b) in text.bytes().enumerate() {
+        match b {
+            b'(' => {
+                depth += 1;
+                if depth > max {
+                    (max, at) = (depth, i);
+                }
+            }
+            b')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    (max, at)
+}
+
+fn parse_here(path: &Path, text: &str) -> Result<Vec<Statement>, SqlError> {
     let parse = SourceFile::parse(text);
     let lines = LineIndex::new(text);
     if let Some(error) = parse.errors().into_iter().next() {

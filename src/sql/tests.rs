@@ -765,3 +765,20 @@ fn aggregate_and_operator_after_their_functions_and_types() {
     .unwrap();
     assert_eq!(order, ["pair", "pair_eq", "===", "pair_add", "total"]);
 }
+
+#[test]
+fn deep_nesting_parses_on_a_stack_of_its_own_or_is_refused() {
+    let deep = |n: usize| format!("SELECT {}1{};\n", "(".repeat(n), ")".repeat(n));
+    // Deeper than the caller's stack would take, but within the limit.
+    let statements = parse_file(Path::new("deep.sql"), &deep(5_000)).expect("parses");
+    assert_eq!(statements.len(), 1);
+    match parse_file(
+        Path::new("deeper.sql"),
+        &format!("SELECT 1;\n{}", deep(20_000)),
+    ) {
+        Err(SqlError::TooDeep {
+            line, depth, limit, ..
+        }) => assert_eq!((line, depth, limit), (2, 20_000, 10_000)),
+        other => panic!("{other:?}"),
+    }
+}

@@ -452,3 +452,95 @@ fn connection_errors_never_show_part_of_a_password() {
         }
     }
 }
+
+#[test]
+fn the_whole_life_cycle_works_for_a_database_owner_that_is_not_a_superuser() {
+    let db = TestDb::new();
+    let owner = format!("{}_owner", db.name);
+    let app_role = format!("{}_app", db.name);
+    db.exec(&format!(
+        "CREATE ROLE {owner} LOGIN; CREATE ROLE {app_role} LOGIN;
+         ALTER DATABASE {} OWNER TO {owner};
+         ALTER SCHEMA public OWNER TO {owner};",
+        db.name
+    ));
+    let conn = db.info.clone().with("user", owner.clone()).to_string();
+    let (code, _, stderr) = run(&["install", &conn, "--usage", &app_role]);
+    assert_eq!(code, 0, "{stderr}");
+    let ws = tempfile::tempdir().unwrap();
+    let dir = app(
+        ws.path(),
+        "CREATE FUNCTION b() RETURNS int LANGUAGE sql AS 'SELECT 2';\n",
+    );
+    let (code, _, stderr) = run(&["deploy", &conn, dir.to_str().unwrap(), "--usage", &app_role]);
+    assert_eq!(code, 0, "{stderr}");
+    let patches = tempfile::tempdir().unwrap();
+    std::fs::write(
+        patches.path().join("patch-1-0-0-std.sql"),
+        "CREATE TABLE public.customers (id int PRIMARY KEY);",
+    )
+    .unwrap();
+    let (code, _, stderr) = run(&["migrate", &conn, patches.path().to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+
+    // The application role selects a version and calls the API.
+    let mut app = db
+        .info
+        .clone()
+        .with("user", app_role.clone())
+        .with("application_name", "shop-web")
+        .connect()
+        .unwrap();
+    let selected: serde_json::Value = app
+        .query_one("SELECT _pgpm.set_search_path('app', '^1')", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(selected["schema"], "app_1_0_0");
+    let b: i32 = app.query_one("SELECT b()", &[]).unwrap().get(0);
+    assert_eq!(b, 2);
+    // remove, run by the owner, sees the application's session.
+    let (code, _, stderr) = run(&["remove", &conn, "app", "1.0.0"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("is in use by pid"), "{stderr}");
+    assert!(stderr.contains("shop-web"), "{stderr}");
+    let pid: i32 = app
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+    drop(app);
+    let mut admin = db.connect();
+    crate::common::wait_until("the application's backend to exit", || {
+        admin
+            .query_opt("SELECT 1 FROM pg_stat_activity WHERE pid = $1", &[&pid])
+            .unwrap()
+            .is_none()
+    });
+    let (code, _, stderr) = run(&["remove", &conn, "app", "1.0.0"]);
+    assert_eq!(code, 0, "{stderr}");
+    drop(admin);
+    drop(db);
+}
+
+#[test]
+fn expressions_nested_too_deep_are_a_clear_error() {
+    let ws = tempfile::tempdir().unwrap();
+    for (depth, code) in [(3_000, 0), (20_000, 1)] {
+        let body = format!(
+            "CREATE VIEW v AS SELECT {}1{} AS x;\n",
+            "(".repeat(depth),
+            ")".repeat(depth)
+        );
+        let dir = package(
+            ws.path(),
+            &format!("deep{depth}"),
+            serde_json::json!({ "name": format!("deep{depth}"), "version": "1.0.0", "views_path": "v" }),
+            &[("v/v.sql", &body)],
+        );
+        let (got, _, stderr) = run(&["plan", dir.to_str().unwrap()]);
+        assert_eq!(got, code, "{depth}: {stderr}");
+        if code == 1 {
+            assert!(stderr.contains("v/v.sql:1:"), "{stderr}");
+            assert!(stderr.contains("parentheses nested 20000 deep"), "{stderr}");
+        }
+    }
+}
