@@ -674,6 +674,16 @@ fn grant_actions(pkg: &PackagePlan, opts: &DeployOptions, script: &mut Script) {
     let usage: BTreeSet<&String> = opts.usage.iter().chain(&pkg.manifest.usage_roles).collect();
     for role in usage {
         script.push(write::grant_usage(schema, role));
+        // The tables the package's API works on for its callers, as declared.
+        for grant in &pkg.manifest.table_grants {
+            script.push(Action::Sql(format!(
+                "GRANT {} ON TABLE {}.{} TO {}",
+                grant.privileges.join(", "),
+                quote_ident(schema),
+                quote_ident(&grant.table),
+                quote_ident(role)
+            )));
+        }
     }
     if let Some(owner) = opts.owner.as_ref().or(pkg.manifest.owner_role.as_ref()) {
         script.push(write::set_owner(schema, owner));

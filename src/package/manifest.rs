@@ -35,6 +35,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "license",
     "owner_role",
     "usage_roles",
+    "table_grants",
     "dependencies",
     "types_path",
     "tables_path",
@@ -71,6 +72,16 @@ pub enum ManifestError {
     },
     #[error("{}: \"{key}\" is required", path.display())]
     Missing { path: PathBuf, key: &'static str },
+    #[error(
+        "{}: \"table_grants\" of table \"{table}\": \"{privilege}\" is not one of {}",
+        path.display(),
+        TABLE_PRIVILEGES.join(", ")
+    )]
+    TablePrivilege {
+        path: PathBuf,
+        table: String,
+        privilege: String,
+    },
     #[error("{}: \"{key}\" {expected}", path.display())]
     Type {
         path: PathBuf,
@@ -233,6 +244,27 @@ impl fmt::Display for Scope {
     }
 }
 
+/// Privileges `table_grants` may name.
+pub const TABLE_PRIVILEGES: &[&str] = &[
+    "SELECT",
+    "INSERT",
+    "UPDATE",
+    "DELETE",
+    "TRUNCATE",
+    "REFERENCES",
+    "TRIGGER",
+];
+
+/// One entry of `table_grants`: a table of the package and what its usage
+/// roles may do with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableGrant {
+    /// The table's name in the package's schema, as written (not quoted).
+    pub table: String,
+    /// Upper case, from [`TABLE_PRIVILEGES`], without duplicates.
+    pub privileges: Vec<&'static str>,
+}
+
 /// One entry of `dependencies`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dependency {
@@ -254,6 +286,9 @@ pub struct Manifest {
     pub license: Option<String>,
     pub owner_role: Option<String>,
     pub usage_roles: Vec<String>,
+    /// Privileges on the package's own tables that its usage roles get, by
+    /// table (sorted): the tables its API reads or writes for them.
+    pub table_grants: Vec<TableGrant>,
     /// Sorted by name.
     pub dependencies: Vec<Dependency>,
     /// The package directory.
@@ -435,6 +470,7 @@ impl Fields<'_> {
             folders[phase.index()] = self.folders(phase)?;
         }
         let dependencies = self.dependencies(&name)?;
+        let table_grants = self.table_grants()?;
         let dir = match self.path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
@@ -448,6 +484,7 @@ impl Fields<'_> {
             subclass,
             scope,
             usage_roles,
+            table_grants,
             dependencies,
             dir,
             manifest_path: self.path.to_path_buf(),
@@ -529,6 +566,49 @@ impl Fields<'_> {
                 .collect(),
             Some(_) => Err(self.type_error(key, "must be a list of strings")),
         }
+    }
+
+    /// `table_grants`: `{"table": ["SELECT", ...]}`.
+    fn table_grants(&mut self) -> Result<Vec<TableGrant>, ManifestError> {
+        let expected = "must be an object of table names to lists of privileges";
+        let map = match self.map.remove("table_grants") {
+            None | Some(Value::Null) => return Ok(Vec::new()),
+            Some(Value::Object(map)) => map,
+            Some(_) => return Err(self.type_error("table_grants", expected)),
+        };
+        let mut grants = Vec::new();
+        for (table, privileges) in map {
+            let Value::Array(privileges) = privileges else {
+                return Err(self.type_error("table_grants", expected));
+            };
+            let mut named: Vec<&'static str> = Vec::new();
+            for privilege in privileges {
+                let Value::String(privilege) = privilege else {
+                    return Err(self.type_error("table_grants", expected));
+                };
+                let Some(known) = TABLE_PRIVILEGES
+                    .iter()
+                    .find(|p| p.eq_ignore_ascii_case(privilege.trim()))
+                else {
+                    return Err(ManifestError::TablePrivilege {
+                        path: self.path.to_path_buf(),
+                        table,
+                        privilege,
+                    });
+                };
+                if !named.contains(known) {
+                    named.push(known);
+                }
+            }
+            if table.is_empty() {
+                return Err(self.type_error("table_grants", expected));
+            }
+            grants.push(TableGrant {
+                table,
+                privileges: named,
+            });
+        }
+        Ok(grants)
     }
 
     /// A folder or a list of folders. The ancestor also wrote several

@@ -544,3 +544,45 @@ fn expressions_nested_too_deep_are_a_clear_error() {
         }
     }
 }
+
+#[test]
+fn an_application_role_calls_the_examples_api_through_its_declared_table_grants() {
+    let db = TestDb::new();
+    let app_role = format!("{}_app", db.name);
+    db.exec(&format!("CREATE ROLE {app_role} LOGIN"));
+    let conn = db.conn_string();
+    assert_eq!(run(&["install", &conn, "--usage", &app_role]).0, 0);
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("packages-example");
+    let (code, _, stderr) = deploy(&db, &example, &["--usage", &app_role]);
+    assert_eq!(code, 0, "{stderr}");
+    let mut app = db
+        .info
+        .clone()
+        .with("user", app_role.clone())
+        .connect()
+        .unwrap();
+    app.batch_execute("SELECT _pgpm.set_search_path('billing', '^1.4')")
+        .unwrap();
+    let rate: String = app
+        .query_one("SELECT tax_rate('DE')::text", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(rate, "0.1900");
+    let tax: String = app
+        .query_one(
+            "SELECT (tax_on(amount(1000, 'EUR'), 'DE')).cents::text",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(tax, "190");
+    // SELECT is what the manifest grants, nothing more.
+    let err = app.execute("DELETE FROM tax_rates", &[]).unwrap_err();
+    let message = err
+        .as_db_error()
+        .map(|e| e.message().to_string())
+        .unwrap_or_default();
+    assert_eq!(message, "permission denied for table tax_rates", "{err:?}");
+    drop(app);
+    db.exec(&format!("DROP OWNED BY {app_role}; DROP ROLE {app_role}"));
+}
