@@ -416,6 +416,12 @@ fn migrate(args: MigrateArgs) -> Result<()> {
             plan.remaining
         );
     }
+    if let Some(stop) = &report.stopped {
+        println!(
+            "dry run stopped before {}: it may need what {} creates, and concurrent patches do not run in a dry run",
+            stop.before, stop.concurrent
+        );
+    }
     if report.dry_run && !plan.is_empty() {
         println!("dry run: rolled back, nothing was applied");
     }

@@ -26,17 +26,28 @@ type Result<T, E = PatchError> = std::result::Result<T, E>;
 ///
 /// With `dry_run`, everything runs in one transaction that is rolled back,
 /// each group in a savepoint so that later groups see earlier ones, and
-/// `concurrent` patches are skipped.
+/// `concurrent` patches are skipped. Since what comes after a skipped
+/// patch may need what it creates, the dry run stops there: the patch it
+/// stopped before and the concurrent patch that stopped it are returned.
 pub fn execute(
     client: &mut Locked<'_>,
     info: &ConnInfo,
     plan: &MigrationPlan,
     dry_run: bool,
     on: &mut dyn FnMut(Event<'_>),
-) -> Result<()> {
+) -> Result<Option<DryRunStop>> {
     if dry_run {
         let mut tx = client.begin()?;
+        let mut skipped: Option<&str> = None;
         for group in &plan.groups {
+            if let Some(concurrent) = skipped {
+                tx.rollback()
+                    .map_err(QueryError::with("cannot roll back the dry run"))?;
+                return Ok(Some(DryRunStop {
+                    before: group.steps[0].patch.file_name.clone(),
+                    concurrent: concurrent.to_string(),
+                }));
+            }
             if group.kind.transactional() {
                 let took = run_group(&mut tx, group)?;
                 for (step, took) in group.steps.iter().zip(took) {
@@ -51,11 +62,12 @@ pub fn execute(
                         file_name: &step.patch.file_name,
                     });
                 }
+                skipped = group.steps.last().map(|s| s.patch.file_name.as_str());
             }
         }
         tx.rollback()
             .map_err(QueryError::with("cannot roll back the dry run"))?;
-        return Ok(());
+        return Ok(None);
     }
     let mut second: Option<Client> = None;
     for group in &plan.groups {
@@ -84,7 +96,15 @@ pub fn execute(
             }
         }
     }
-    Ok(())
+    Ok(None)
+}
+
+/// Where a dry run stopped: `before` may need what `concurrent`, which a
+/// dry run does not apply, creates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DryRunStop {
+    pub before: String,
+    pub concurrent: String,
 }
 
 /// Runs a transactional group inside `tx`, in a savepoint: the history rows

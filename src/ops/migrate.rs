@@ -9,9 +9,10 @@ use crate::catalog::{self, read};
 use crate::db::conninfo::ConnInfo;
 use crate::db::lock::{DEFAULT_TIMEOUT, Locked};
 use crate::event::Event;
+use crate::migrate::PatchError;
 use crate::migrate::plan::{self, Applied, MigrationPlan, Selection};
+use crate::migrate::run::{self, DryRunStop};
 use crate::migrate::scan::Patch;
-use crate::migrate::{PatchError, run};
 
 /// What `migrate` should do.
 #[derive(Debug, Clone)]
@@ -45,6 +46,8 @@ impl MigrateOptions {
 pub struct MigrateReport {
     pub plan: MigrationPlan,
     pub dry_run: bool,
+    /// A dry run that stopped after a concurrent patch it could not apply.
+    pub stopped: Option<DryRunStop>,
 }
 
 /// Scans the patches of `opts.dir` (before connecting: `patches` is that
@@ -70,9 +73,10 @@ pub fn migrate(
             message: &warning.to_string(),
         });
     }
-    run::execute(&mut client, info, &plan, opts.dry_run, on)?;
+    let stopped = run::execute(&mut client, info, &plan, opts.dry_run, on)?;
     Ok(MigrateReport {
         plan,
         dry_run: opts.dry_run,
+        stopped,
     })
 }
