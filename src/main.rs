@@ -14,7 +14,13 @@ fn main() -> ExitCode {
             nix::sys::signal::SigHandler::SigDfl,
         );
     }
-    match cli::run(std::env::args_os()) {
+    cli::interrupt::watch();
+    let result = cli::run(std::env::args_os());
+    if let Some((message, code)) = cli::interrupt::finished() {
+        eprintln!("{message}");
+        return ExitCode::from(code);
+    }
+    match result {
         Ok(cli::Exit::Success) => ExitCode::SUCCESS,
         Ok(cli::Exit::Clap(err)) => {
             // clap's own text: --help and --version on stdout (exit 0);

@@ -2,6 +2,7 @@
 //! of output. Only the binary's modules print.
 
 mod args;
+pub mod interrupt;
 mod render;
 
 use std::ffi::OsString;

@@ -1,7 +1,10 @@
 //! Opening a connection to a [`ConnInfo`] target, with TLS as libpq would.
 
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::Duration;
+
+use postgres::CancelToken;
 
 use postgres::config::SslMode as PgSslMode;
 
@@ -104,9 +107,38 @@ impl ConnInfo {
         } else {
             config.connect(self.tls_connector()?)
         };
-        result.map_err(|source| ConnError::Connect {
+        let client = result.map_err(|source| ConnError::Connect {
             target: self.describe(),
             source,
-        })
+        })?;
+        OPEN.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((client.cancel_token(), self.clone()));
+        Ok(client)
     }
+}
+
+/// Every connection this process opened, to cancel their statements when
+/// it is interrupted: a statement's backend otherwise runs on, holding its
+/// locks, after the process that sent it is gone.
+static OPEN: Mutex<Vec<(CancelToken, ConnInfo)>> = Mutex::new(Vec::new());
+
+/// Asks the server to cancel whatever statement each connection this
+/// process opened is running (PostgreSQL's cancel request, on a connection
+/// of its own). Connections that run nothing, or are gone, are unaffected.
+/// Returns how many requests were sent.
+pub fn cancel_running() -> usize {
+    let open: Vec<(CancelToken, ConnInfo)> = OPEN.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let mut sent = 0;
+    for (token, info) in open {
+        let ok = match token.cancel_query(postgres::NoTls) {
+            Ok(()) => true,
+            // A server that accepts only TLS wants the request over TLS too.
+            Err(_) => info
+                .tls_connector()
+                .is_ok_and(|tls| token.cancel_query(tls).is_ok()),
+        };
+        sent += usize::from(ok);
+    }
+    sent
 }

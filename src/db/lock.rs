@@ -6,6 +6,12 @@
 //! produces a clear error naming its pid after `--lock-timeout` instead of
 //! a process hanging forever in CI. A session lock (not a transaction lock)
 //! is used because `migrate` runs concurrent patches outside transactions.
+//!
+//! Those run on a second connection, which the server does not stop when
+//! pgpm dies: a `CREATE INDEX CONCURRENTLY` goes on for as long as it takes.
+//! So that no other pgpm starts meanwhile, a change holds a second key,
+//! [`RUNNER_KEY`], which is handed to that second connection while it runs
+//! ([`Locked::hand_over`]); taking the lock means taking both.
 
 use std::ops::{Deref, DerefMut};
 use std::thread::sleep;
@@ -17,6 +23,10 @@ use super::QueryError;
 
 /// The advisory lock key: the bytes of "pgpm" as a big-endian integer.
 pub const LOCK_KEY: i64 = 0x7067_706d;
+
+/// The key held by whichever connection runs statements outside the
+/// change's transaction ("pgpmr").
+pub const RUNNER_KEY: i64 = 0x70_6770_6d72;
 
 /// How long to wait for the lock when the user gives no `--lock-timeout`.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -43,31 +53,51 @@ pub struct Locked<'a> {
 }
 
 impl<'a> Locked<'a> {
-    /// Takes the lock, polling until `timeout` has passed.
+    /// Takes the lock (both keys), polling until `timeout` has passed.
     pub fn acquire(client: &'a mut Client, timeout: Duration) -> Result<Locked<'a>, LockError> {
         let start = Instant::now();
-        loop {
-            let got: bool = client
-                .query_one("SELECT pg_try_advisory_lock($1)", &[&LOCK_KEY])
-                .map_err(LockError::Db)?
-                .get(0);
-            if got {
-                return Ok(Locked { client });
+        for key in [LOCK_KEY, RUNNER_KEY] {
+            loop {
+                let got: bool = client
+                    .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
+                    .map_err(LockError::Db)?
+                    .get(0);
+                if got {
+                    break;
+                }
+                if start.elapsed() >= timeout {
+                    let (pid, since) = holder(client, key).map_err(LockError::Db)?;
+                    let _ = client.execute("SELECT pg_advisory_unlock_all()", &[]);
+                    return Err(LockError::Timeout {
+                        pid,
+                        since,
+                        waited: start.elapsed(),
+                    });
+                }
+                sleep(POLL_INTERVAL);
             }
-            if start.elapsed() >= timeout {
-                let (pid, since) = holder(client).map_err(LockError::Db)?;
-                return Err(LockError::Timeout {
-                    pid,
-                    since,
-                    waited: start.elapsed(),
-                });
-            }
-            sleep(POLL_INTERVAL);
         }
+        Ok(Locked { client })
     }
 }
 
 impl Locked<'_> {
+    /// Gives the runner key to `runner`, the connection that runs
+    /// statements outside the change's transaction: the server keeps it
+    /// held while a statement of that connection runs, even if pgpm dies.
+    pub fn hand_over(&mut self, runner: &mut Client) -> Result<(), LockError> {
+        self.client
+            .execute("SELECT pg_advisory_unlock($1)", &[&RUNNER_KEY])
+            .map_err(LockError::Db)?;
+        let got: bool = runner
+            .query_one("SELECT pg_try_advisory_lock($1)", &[&RUNNER_KEY])
+            .map_err(LockError::Db)?
+            .get(0);
+        // Nobody else can take it between the two: they need LOCK_KEY first.
+        debug_assert!(got, "the runner key was free");
+        Ok(())
+    }
+
     /// Begins the transaction a change runs in, on the locked connection.
     pub fn begin(&mut self) -> Result<postgres::Transaction<'_>, QueryError> {
         self.client
@@ -76,8 +106,8 @@ impl Locked<'_> {
     }
 }
 
-/// Who holds the lock and since when, from `pg_locks` and `pg_stat_activity`.
-fn holder(client: &mut Client) -> Result<(i32, String), postgres::Error> {
+/// Who holds `key` and since when, from `pg_locks` and `pg_stat_activity`.
+fn holder(client: &mut Client, key: i64) -> Result<(i32, String), postgres::Error> {
     let row = client.query_opt(
         "SELECT l.pid,
                 coalesce('running since ' || to_char(a.backend_start, 'YYYY-MM-DD HH24:MI:SS TZ')
@@ -90,7 +120,7 @@ fn holder(client: &mut Client) -> Result<(i32, String), postgres::Error> {
             AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
             AND l.classid = ($1::bigint >> 32)::int::oid AND l.objid = ($1::bigint & 4294967295)::oid
             AND l.objsubid = 1",
-        &[&LOCK_KEY],
+        &[&key],
     )?;
     Ok(row
         .map(|r| (r.get(0), r.get(1)))
@@ -100,9 +130,10 @@ fn holder(client: &mut Client) -> Result<(i32, String), postgres::Error> {
 impl Drop for Locked<'_> {
     fn drop(&mut self) {
         // If the connection is broken the server has released the lock already.
-        let _ = self
-            .client
-            .execute("SELECT pg_advisory_unlock($1)", &[&LOCK_KEY]);
+        let _ = self.client.execute(
+            "SELECT pg_advisory_unlock($1), pg_advisory_unlock($2)",
+            &[&LOCK_KEY, &RUNNER_KEY],
+        );
     }
 }
 

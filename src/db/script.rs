@@ -11,6 +11,7 @@
 use std::path::PathBuf;
 
 use postgres::Transaction;
+use postgres::error::SqlState;
 use postgres::types::ToSql;
 
 use super::QueryError;
@@ -239,6 +240,19 @@ fn run_batch(
             ));
         }
     }
+    // A statement stopped from outside (cancelled, timed out, a lock not
+    // granted, a deadlock) says nothing about which one is wrong, and
+    // running it again would only do the same: report the batch.
+    if stopped_from_outside(&err) {
+        let origin = &origins[0];
+        return Err(statement_error(
+            package,
+            origin,
+            &sql[origin.start..origin.start + origin.len],
+            None,
+            err,
+        ));
+    }
     // No usable position: replay statement by statement to find the culprit.
     sp.rollback().map_err(|e| {
         ScriptError::or_lost(e, doing, |e| {
@@ -272,6 +286,22 @@ fn run_batch(
         None,
         err,
     ))
+}
+
+/// Errors that stop a statement from outside rather than fault it.
+const STOPPED_FROM_OUTSIDE: &[SqlState] = &[
+    SqlState::QUERY_CANCELED,
+    SqlState::LOCK_NOT_AVAILABLE,
+    SqlState::T_R_DEADLOCK_DETECTED,
+    SqlState::T_R_SERIALIZATION_FAILURE,
+    SqlState::IDLE_IN_TRANSACTION_SESSION_TIMEOUT,
+];
+
+/// Whether a statement was stopped from outside (cancelled, timed out, a
+/// lock not granted, a deadlock) rather than faulty: running it again to
+/// find it would only do the same.
+pub fn stopped_from_outside(err: &postgres::Error) -> bool {
+    err.code().is_some_and(|c| STOPPED_FROM_OUTSIDE.contains(c))
 }
 
 /// Whether an error means the connection is gone: no answer from the

@@ -4,7 +4,7 @@ use postgres::Transaction;
 
 use super::plan::{Group, PendingPatch};
 use super::script::GroupScript;
-use crate::db::script::error_position;
+use crate::db::script::{error_position, stopped_from_outside};
 use crate::sql::Statement;
 use crate::util::text::{char_to_byte, line_col};
 
@@ -31,6 +31,11 @@ pub(super) fn locate(
         let step = &group.steps[i];
         let (line, column) = line_col(&step.patch.text, at - script.parts[i].start);
         return Some(format!("{}:{line}:{column}", step.patch.path.display()));
+    }
+    // Running the group again to find a statement stopped from outside
+    // would only be stopped again (and run what it ran twice).
+    if stopped_from_outside(error) {
+        return None;
     }
     let code = error.code().cloned();
     let mut sp = tx.transaction().ok()?;

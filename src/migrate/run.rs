@@ -86,7 +86,11 @@ pub fn execute(
             for step in &group.steps {
                 let second = match &mut second {
                     Some(c) => c,
-                    None => second.insert(info.connect()?),
+                    None => {
+                        let mut runner = info.connect()?;
+                        client.hand_over(&mut runner)?;
+                        second.insert(runner)
+                    }
                 };
                 let took = run_concurrent(client, second, step)?;
                 on(Event::PatchApplied {

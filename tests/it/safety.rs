@@ -586,3 +586,120 @@ fn an_application_role_calls_the_examples_api_through_its_declared_table_grants(
     drop(app);
     db.exec(&format!("DROP OWNED BY {app_role}; DROP ROLE {app_role}"));
 }
+
+/// Starts the pgpm binary without waiting for it, in the tests' clean environment.
+fn spawn(args: &[&str]) -> std::process::Child {
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("pgpm"));
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy().to_string();
+        if key.starts_with("PG") || key == "DATABASE_URL" {
+            cmd.env_remove(&key);
+        }
+    }
+    cmd.args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits up to `limit` for a child to exit; kills it and panics if it does not.
+fn wait_exit(child: &mut std::process::Child, limit: std::time::Duration) -> (i32, String) {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut stderr = String::new();
+            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+            return (status.code().unwrap_or(-1), stderr);
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("pgpm did not exit within {limit:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// Whether a backend of `db` other than ours runs a query containing `text`.
+fn running(db: &TestDb, text: &str) -> bool {
+    db.connect()
+        .query_one(
+            "SELECT count(*) > 0 FROM pg_stat_activity
+              WHERE datname = current_database() AND pid <> pg_backend_pid()
+                AND state = 'active' AND position($1 IN query) > 0",
+            &[&text],
+        )
+        .unwrap()
+        .get(0)
+}
+
+#[test]
+fn sigint_and_sigterm_cancel_the_statement_on_the_server_and_roll_back() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    for (signal, code) in [(Signal::SIGINT, 130), (Signal::SIGTERM, 143)] {
+        let db = TestDb::installed();
+        let ws = tempfile::tempdir().unwrap();
+        let dir = app(
+            ws.path(),
+            "CREATE FUNCTION b() RETURNS int LANGUAGE sql AS 'SELECT 2';\nSELECT pg_sleep(60);\n",
+        );
+        let before = snapshot(&db);
+        let mut child = spawn(&["deploy", &db.conn_string(), dir.to_str().unwrap()]);
+        crate::common::wait_until("the deploy's pg_sleep to run", || {
+            running(&db, "pg_sleep(60)")
+        });
+        kill(Pid::from_raw(child.id() as i32), signal).unwrap();
+        let (got, stderr) = wait_exit(&mut child, std::time::Duration::from_secs(10));
+        assert_eq!(got, code, "{signal}: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "interrupted by {}: the statement running on the server was cancelled",
+                signal.as_str()
+            )),
+            "{stderr}"
+        );
+        // The backend is not left running the statement, and nothing stayed.
+        assert!(!running(&db, "pg_sleep(60)"), "{signal}: still running");
+        assert_eq!(snapshot(&db), before, "{signal}");
+    }
+}
+
+#[test]
+fn a_killed_migrate_keeps_others_out_while_its_concurrent_statement_runs() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let db = TestDb::installed();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("patch-1-0-0-concurrent.sql"),
+        "SELECT pg_sleep(3);\n",
+    )
+    .unwrap();
+    let conn = db.conn_string();
+    let path = dir.path().to_str().unwrap();
+    let mut child = spawn(&["migrate", &conn, path]);
+    crate::common::wait_until("the concurrent statement to run", || {
+        running(&db, "pg_sleep(3)")
+    });
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).unwrap();
+    let _ = child.wait();
+    // The statement runs on without pgpm; so does its hold on the lock.
+    assert!(running(&db, "pg_sleep(3)"));
+    let (code, _, stderr) = run(&["migrate", &conn, path, "--lock-timeout", "0.5"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("another pgpm run holds the lock"),
+        "{stderr}"
+    );
+    // Once it is done, the patch (not recorded: pgpm died) applies.
+    crate::common::wait_until("the orphaned statement to end", || {
+        !running(&db, "pg_sleep(3)")
+    });
+    let (code, stdout, stderr) = run(&["migrate", &conn, path, "--lock-timeout", "5"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("applied patch-1-0-0-concurrent.sql"),
+        "{stdout}"
+    );
+}
