@@ -62,6 +62,11 @@ pub const STEPS: &[Step] = &[
         file: "schema/0006_sessions_as_owner.sql",
         sql: include_str!("../../schema/0006_sessions_as_owner.sql"),
     },
+    Step {
+        version: 7,
+        file: "schema/0007_concurrent_progress.sql",
+        sql: include_str!("../../schema/0007_concurrent_progress.sql"),
+    },
 ];
 
 /// The catalog version this binary installs and understands.

@@ -389,6 +389,67 @@ pub fn applied_patches(client: &mut impl GenericClient) -> Result<Vec<AppliedPat
         .collect())
 }
 
+/// A statement of a concurrent patch that completed in a run that did not
+/// record the patch (pgpm was interrupted, or a later statement failed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConcurrentProgress {
+    pub major: i32,
+    pub minor: i32,
+    pub point: i32,
+    pub file_name: String,
+    /// 1-based, of `statements`.
+    pub statement: i32,
+    pub statements: i32,
+    pub excerpt: String,
+    /// As `YYYY-MM-DD HH:MM:SS UTC`.
+    pub finished_at: String,
+}
+
+/// Every [`ConcurrentProgress`] row, in patch and statement order.
+pub fn concurrent_progress(client: &mut impl GenericClient) -> Result<Vec<ConcurrentProgress>> {
+    Ok(client
+        .query(
+            "SELECT major, minor, point, file_name, statement, statements, excerpt,
+                    to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || ' UTC'
+               FROM _pgpm.concurrent_progress ORDER BY major, minor, point, statement",
+            &[],
+        )
+        .map_err(QueryError::with(
+            "cannot read the progress of concurrent patches",
+        ))?
+        .iter()
+        .map(|r| ConcurrentProgress {
+            major: r.get(0),
+            minor: r.get(1),
+            point: r.get(2),
+            file_name: r.get(3),
+            statement: r.get(4),
+            statements: r.get(5),
+            excerpt: r.get(6),
+            finished_at: r.get(7),
+        })
+        .collect())
+}
+
+/// Indexes marked INVALID (a concurrent build that failed or was
+/// interrupted), schema-qualified and quoted.
+pub fn invalid_indexes(client: &mut impl GenericClient) -> Result<Vec<String>> {
+    Ok(client
+        .query(
+            "SELECT format('%I.%I', n.nspname, c.relname)
+               FROM pg_index i
+               JOIN pg_class c ON c.oid = i.indexrelid
+               JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE NOT i.indisvalid
+              ORDER BY 1",
+            &[],
+        )
+        .map_err(QueryError::with("cannot list invalid indexes"))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+}
+
 /// The server and catalog versions `status` reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerState {

@@ -3,6 +3,9 @@
 //! The actions go into the change's script, so `--dry-run` prints them and
 //! they commit with the SQL they record.
 
+use postgres::GenericClient;
+
+use crate::db::QueryError;
 use crate::db::script::{Action, Param};
 
 /// The id of the deployment row the running transaction inserted, for
@@ -274,4 +277,62 @@ pub fn notify_deploy(payload: &pgpm_client::protocol::DeployPayload) -> Action {
             Param::text(pgpm_client::package_channel(&payload.package)),
         ],
     }
+}
+
+/// A patch's numbers and file name, as the catalog keys it.
+#[derive(Debug, Clone, Copy)]
+pub struct PatchKey<'a> {
+    pub major: i32,
+    pub minor: i32,
+    pub point: i32,
+    pub file_name: &'a str,
+}
+
+/// Records, in autocommit on the connection that ran it, that statement
+/// `statement` of `statements` of concurrent patch `patch` completed.
+pub fn record_concurrent_progress(
+    client: &mut impl GenericClient,
+    patch: PatchKey<'_>,
+    statement: usize,
+    statements: usize,
+    excerpt: &str,
+) -> Result<(), QueryError> {
+    client
+        .execute(
+            "INSERT INTO _pgpm.concurrent_progress
+                    (major, minor, point, file_name, statement, statements, excerpt)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (major, minor, point, statement)
+             DO UPDATE SET statements = EXCLUDED.statements, excerpt = EXCLUDED.excerpt,
+                           file_name = EXCLUDED.file_name, finished_at = clock_timestamp()",
+            &[
+                &patch.major,
+                &patch.minor,
+                &patch.point,
+                &patch.file_name,
+                &(statement as i32),
+                &(statements as i32),
+                &excerpt,
+            ],
+        )
+        .map_err(QueryError::with(
+            "cannot record the progress of a concurrent patch",
+        ))?;
+    Ok(())
+}
+
+/// Forgets a concurrent patch's progress, in the transaction recording it.
+pub fn forget_concurrent_progress(
+    client: &mut impl GenericClient,
+    patch: PatchKey<'_>,
+) -> Result<(), QueryError> {
+    client
+        .execute(
+            "DELETE FROM _pgpm.concurrent_progress WHERE (major, minor, point) = ($1, $2, $3)",
+            &[&patch.major, &patch.minor, &patch.point],
+        )
+        .map_err(QueryError::with(
+            "cannot forget the progress of a concurrent patch",
+        ))?;
+    Ok(())
 }

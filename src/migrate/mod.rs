@@ -121,17 +121,10 @@ pub enum PatchError {
         source: postgres::Error,
     },
     /// A statement of a `concurrent` patch failed; the patch is not recorded.
-    #[error("{}", concurrent_message(self))]
+    #[error("{}", concurrent_message(failure))]
     ConcurrentFailed {
-        location: String,
-        file_name: String,
-        /// 1-based number of the failing statement, and how many there are.
-        statement: usize,
-        statements: usize,
-        /// `path:line:column: statement` of the statements that ran and were committed.
-        committed: Vec<String>,
-        /// Indexes left `INVALID` by the failure, schema-qualified and quoted.
-        invalid_indexes: Vec<String>,
+        /// What failed and what it left (boxed: it is large).
+        failure: Box<ConcurrentFailure>,
         #[source]
         source: postgres::Error,
     },
@@ -141,6 +134,34 @@ pub enum PatchError {
         "{file_name} did not run to its end (pgpm's mark after it never ran): look for an unterminated string, quoted identifier, dollar quote or comment; the group was rolled back"
     )]
     Unfinished { file_name: String },
+    /// Every statement of a concurrent patch ran, but an index it creates
+    /// is INVALID: an interrupted build left it, and `IF NOT EXISTS` kept it.
+    #[error(
+        "{file_name} ran, but it leaves index(es) {} INVALID (an interrupted build left them, and IF NOT EXISTS kept them); the patch is not recorded: drop them with DROP INDEX CONCURRENTLY and run migrate again",
+        indexes.join(", ")
+    )]
+    InvalidIndex {
+        file_name: String,
+        indexes: Vec<String>,
+    },
+}
+
+/// What a failed concurrent patch had done and left behind.
+#[derive(Debug)]
+pub struct ConcurrentFailure {
+    /// `path:line:column` of the failing statement.
+    pub location: String,
+    pub file_name: String,
+    /// 1-based number of the failing statement, and how many there are.
+    pub statement: usize,
+    pub statements: usize,
+    /// `path:line:column: statement` of the statements that ran and were committed.
+    pub committed: Vec<String>,
+    /// Statements an earlier, interrupted run completed, as
+    /// `statement N of M at TIME: excerpt`.
+    pub earlier: Vec<String>,
+    /// Indexes left `INVALID` by the failure, schema-qualified and quoted.
+    pub invalid_indexes: Vec<String>,
 }
 
 impl PatchError {
@@ -216,25 +237,28 @@ fn failed_message(location: &Option<String>, group: &[String], source: &postgres
     out
 }
 
-fn concurrent_message(err: &PatchError) -> String {
-    let PatchError::ConcurrentFailed {
+fn concurrent_message(failure: &ConcurrentFailure) -> String {
+    let ConcurrentFailure {
         location,
         file_name,
         statement,
         statements,
         committed,
+        earlier,
         invalid_indexes,
-        ..
-    } = err
-    else {
-        unreachable!("only called for ConcurrentFailed")
-    };
+    } = failure;
     let mut out = format!(
         "{location}: statement {statement} of {statements} of concurrent patch {file_name} failed; the patch is not recorded as applied"
     );
-    if committed.is_empty() {
+    if !earlier.is_empty() {
+        out.push_str("\nan earlier run of the patch was interrupted after completing:");
+        for e in earlier {
+            out.push_str(&format!("\n  {e}"));
+        }
+    }
+    if committed.is_empty() && earlier.is_empty() {
         out.push_str("\nno earlier statement of the patch ran");
-    } else {
+    } else if !committed.is_empty() {
         out.push_str(
             "\nthese statements ran and were committed, and may need manual cleanup before the patch runs again:",
         );

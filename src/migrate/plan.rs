@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use super::PatchError;
 use super::name::{PatchId, PatchType};
 use super::scan::Patch;
-use crate::catalog::read::AppliedPatchRow;
+use crate::catalog::read::{AppliedPatchRow, ConcurrentProgress};
 use crate::sql::{self, SessionControl, Statement};
 
 type Result<T, E = PatchError> = std::result::Result<T, E>;
@@ -66,6 +66,52 @@ pub enum Warning {
     FileGone { applied: Applied, dir: PathBuf },
     /// An applied patch whose file now carries another type.
     TypeChanged { applied: Applied, patch: PatchType },
+    /// A pending concurrent patch whose earlier run was interrupted after
+    /// some of its statements completed (they stay done).
+    Interrupted {
+        file_name: String,
+        statement: i32,
+        statements: i32,
+        at: String,
+    },
+    /// An index left INVALID by a failed or interrupted concurrent build.
+    InvalidIndex { index: String },
+}
+
+impl Warning {
+    /// What the database itself says needs care before patches run: the
+    /// pending concurrent patches an earlier run left half done (the last
+    /// statement that completed of each) and the INVALID indexes.
+    pub fn from_database(
+        progress: &[ConcurrentProgress],
+        applied: &[Applied],
+        invalid_indexes: Vec<String>,
+    ) -> Vec<Warning> {
+        let mut out: Vec<Warning> = Vec::new();
+        for row in progress {
+            let id = PatchId {
+                major: row.major,
+                minor: row.minor,
+                point: row.point,
+            };
+            if applied.iter().any(|a| a.id == id) {
+                continue;
+            }
+            out.retain(|w| !matches!(w, Warning::Interrupted { file_name, .. } if *file_name == row.file_name));
+            out.push(Warning::Interrupted {
+                file_name: row.file_name.clone(),
+                statement: row.statement,
+                statements: row.statements,
+                at: row.finished_at.clone(),
+            });
+        }
+        out.extend(
+            invalid_indexes
+                .into_iter()
+                .map(|index| Warning::InvalidIndex { index }),
+        );
+        out
+    }
 }
 
 impl fmt::Display for Warning {
@@ -83,6 +129,19 @@ impl fmt::Display for Warning {
                 f,
                 "patch {} was applied as a {} patch ({}), but its file now says {patch}",
                 applied.id, applied.kind, applied.file_name
+            ),
+            Warning::Interrupted {
+                file_name,
+                statement,
+                statements,
+                at,
+            } => write!(
+                f,
+                "{file_name} was interrupted in an earlier run after statement {statement} of {statements} completed ({at}); those statements stay done, and the patch runs again from its first statement"
+            ),
+            Warning::InvalidIndex { index } => write!(
+                f,
+                "index {index} is INVALID (a concurrent build failed or was interrupted): drop it with DROP INDEX CONCURRENTLY {index}; before a patch that creates it runs again"
             ),
         }
     }

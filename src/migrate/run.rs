@@ -6,15 +6,19 @@ use std::time::Duration;
 
 use postgres::{Client, Transaction};
 
-use super::PatchError;
 use super::locate::{locate, statement_location};
 use super::name::PatchId;
 use super::plan::{Group, MigrationPlan, PendingPatch};
+use super::scan::Patch;
 use super::script::{MARK_COLUMN, mark_micros};
+use super::{ConcurrentFailure, PatchError};
+use crate::catalog::{read, write};
 use crate::db::QueryError;
 use crate::db::conninfo::ConnInfo;
 use crate::db::lock::Locked;
+use crate::db::quote::quote_ident;
 use crate::event::Event;
+use crate::sql::{ObjectKind, StatementKind};
 
 type Result<T, E = PatchError> = std::result::Result<T, E>;
 
@@ -101,6 +105,16 @@ pub fn execute(
         }
     }
     Ok(None)
+}
+
+/// How the catalog keys a patch.
+fn key(patch: &Patch) -> write::PatchKey<'_> {
+    write::PatchKey {
+        major: patch.id.major,
+        minor: patch.id.minor,
+        point: patch.id.point,
+        file_name: &patch.file_name,
+    }
 }
 
 /// Where a dry run stopped: `before` may need what `concurrent`, which a
@@ -234,8 +248,17 @@ fn run_group(tx: &mut Transaction<'_>, group: &Group) -> Result<Vec<Duration>> {
 /// `CREATE INDEX CONCURRENTLY` refuses), then the end time and commit.
 fn run_concurrent(main: &mut Client, second: &mut Client, step: &PendingPatch) -> Result<Duration> {
     let p = &step.patch;
-    let invalid_before =
-        invalid_indexes(second).map_err(QueryError::with("cannot list invalid indexes"))?;
+    let invalid_before = read::invalid_indexes(second)?;
+    let earlier: Vec<String> = read::concurrent_progress(main)?
+        .into_iter()
+        .filter(|r| (r.major, r.minor, r.point) == (p.id.major, p.id.minor, p.id.point))
+        .map(|r| {
+            format!(
+                "statement {} of {} at {}: {}",
+                r.statement, r.statements, r.finished_at, r.excerpt
+            )
+        })
+        .collect();
     // READ COMMITTED whatever default_transaction_isolation says: between
     // statements it holds no snapshot, and CREATE INDEX CONCURRENTLY waits
     // for every transaction holding an older one, which would be this one.
@@ -267,11 +290,12 @@ fn run_concurrent(main: &mut Client, second: &mut Client, step: &PendingPatch) -
         "cannot record {} in _pgpm.migrations",
         p.file_name
     )))?;
+    let count = step.statements.len();
     for (i, stmt) in step.statements.iter().enumerate() {
         if let Err(source) = second.batch_execute(&stmt.sql) {
             tx.rollback()
                 .map_err(QueryError::with("cannot roll back the history row"))?;
-            let invalid_indexes = match invalid_indexes(main) {
+            let invalid_indexes = match read::invalid_indexes(main) {
                 Ok(now) => now
                     .into_iter()
                     .filter(|i| !invalid_before.contains(i))
@@ -279,22 +303,54 @@ fn run_concurrent(main: &mut Client, second: &mut Client, step: &PendingPatch) -
                 Err(_) => Vec::new(),
             };
             return Err(PatchError::ConcurrentFailed {
-                location: statement_location(step, stmt, &source),
-                file_name: p.file_name.clone(),
-                statement: i + 1,
-                statements: step.statements.len(),
-                committed: step.statements[..i]
-                    .iter()
-                    .map(|s| {
-                        let at = format!("{}:{}:{}", p.path.display(), s.line, s.column);
-                        format!("{at}: {}", s.excerpt(80))
-                    })
-                    .collect(),
-                invalid_indexes,
+                failure: Box::new(ConcurrentFailure {
+                    location: statement_location(step, stmt, &source),
+                    file_name: p.file_name.clone(),
+                    statement: i + 1,
+                    statements: step.statements.len(),
+                    committed: step.statements[..i]
+                        .iter()
+                        .map(|s| {
+                            let at = format!("{}:{}:{}", p.path.display(), s.line, s.column);
+                            format!("{at}: {}", s.excerpt(80))
+                        })
+                        .collect(),
+                    earlier,
+                    invalid_indexes,
+                }),
                 source,
             });
         }
+        // Durable at once, like the statement: a run that dies after this
+        // point leaves the record of what it did.
+        write::record_concurrent_progress(second, key(p), i + 1, count, &stmt.excerpt(80))?;
     }
+    // An index the patch creates may exist INVALID from an interrupted
+    // build, which IF NOT EXISTS skipped: the patch did not do its work.
+    let created: Vec<&str> = step
+        .statements
+        .iter()
+        .filter(|s| s.kind == StatementKind::Create(ObjectKind::Index))
+        .filter_map(|s| s.defines.first().map(|n| n.name.as_str()))
+        .collect();
+    let invalid: Vec<String> = read::invalid_indexes(second)?
+        .into_iter()
+        .filter(|qualified| {
+            created.iter().any(|name| {
+                qualified.ends_with(&format!(".{}", quote_ident(name)))
+                    || qualified.ends_with(&format!(".{name}"))
+            })
+        })
+        .collect();
+    if !invalid.is_empty() {
+        tx.rollback()
+            .map_err(QueryError::with("cannot roll back the history row"))?;
+        return Err(PatchError::InvalidIndex {
+            file_name: p.file_name.clone(),
+            indexes: invalid,
+        });
+    }
+    write::forget_concurrent_progress(&mut tx, key(p))?;
     let secs: Option<f64> = tx
         .query_one(
             "UPDATE _pgpm.migrations SET finished_at = clock_timestamp()
@@ -312,21 +368,4 @@ fn run_concurrent(main: &mut Client, second: &mut Client, step: &PendingPatch) -
         p.file_name
     )))?;
     Ok(Duration::from_secs_f64(secs.unwrap_or(0.0).max(0.0)))
-}
-
-/// Indexes marked invalid (a failed concurrent build), schema-qualified and quoted.
-fn invalid_indexes(client: &mut Client) -> std::result::Result<Vec<String>, postgres::Error> {
-    Ok(client
-        .query(
-            "SELECT format('%I.%I', n.nspname, c.relname)
-               FROM pg_index i
-               JOIN pg_class c ON c.oid = i.indexrelid
-               JOIN pg_namespace n ON n.oid = c.relnamespace
-              WHERE NOT i.indisvalid
-              ORDER BY 1",
-            &[],
-        )?
-        .iter()
-        .map(|r| r.get(0))
-        .collect())
 }

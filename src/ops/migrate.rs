@@ -10,7 +10,7 @@ use crate::db::conninfo::ConnInfo;
 use crate::db::lock::{DEFAULT_TIMEOUT, Locked};
 use crate::event::Event;
 use crate::migrate::PatchError;
-use crate::migrate::plan::{self, Applied, MigrationPlan, Selection};
+use crate::migrate::plan::{self, Applied, MigrationPlan, Selection, Warning};
 use crate::migrate::run::{self, DryRunStop};
 use crate::migrate::scan::Patch;
 
@@ -67,7 +67,11 @@ pub fn migrate(
         .into_iter()
         .map(Applied::from)
         .collect();
-    let plan = plan::plan(&opts.dir, patches, &applied, &opts.selection)?;
+    let mut plan = plan::plan(&opts.dir, patches, &applied, &opts.selection)?;
+    let progress = read::concurrent_progress(&mut *client)?;
+    let invalid = read::invalid_indexes(&mut *client)?;
+    plan.warnings
+        .extend(Warning::from_database(&progress, &applied, invalid));
     for warning in &plan.warnings {
         on(Event::Warning {
             message: &warning.to_string(),

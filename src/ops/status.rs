@@ -13,6 +13,7 @@ use postgres::GenericClient;
 
 use crate::catalog::read::{self, PackageStatus, ServerState};
 use crate::catalog::{self, CatalogError};
+use crate::migrate::plan::{Applied, Warning};
 use crate::migrate::{PatchError, scan};
 
 /// A pending patch.
@@ -89,6 +90,17 @@ pub fn read(
             )
         })
         .collect();
+    let applied: Vec<Applied> = read::applied_patches(client)?
+        .into_iter()
+        .map(Applied::from)
+        .collect();
+    let progress = read::concurrent_progress(client)?;
+    let invalid = read::invalid_indexes(client)?;
+    warnings.extend(
+        Warning::from_database(&progress, &applied, invalid)
+            .iter()
+            .map(ToString::to_string),
+    );
     let now = server.server_version_num;
     if let Some(last) = server.last_deploy_server_version_num
         && last / 10000 != now / 10000

@@ -703,3 +703,243 @@ fn a_killed_migrate_keeps_others_out_while_its_concurrent_statement_runs() {
         "{stdout}"
     );
 }
+
+/// What must hold in a catalog whatever happened to the commands that wrote
+/// it: every deployment closed, every live package's schema there, no
+/// package schema without a live row.
+fn assert_catalog_consistent(db: &TestDb, context: &str) {
+    let broken: String = db.query_scalar(
+        "SELECT concat_ws('; ',
+            (SELECT 'open deployments: ' || count(*) FROM _pgpm.deployments
+              WHERE finished_at IS NULL HAVING count(*) > 0),
+            (SELECT 'rows without their schema: ' || string_agg(schema_name, ', ')
+               FROM _pgpm.packages p
+              WHERE removed_at IS NULL AND schema_name IS NOT NULL
+                AND NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = p.schema_name)),
+            (SELECT 'schemas without a row: ' || string_agg(nspname, ', ')
+               FROM pg_namespace n
+              WHERE nspname ~ '^(core|billing|reporting)'
+                AND NOT EXISTS (SELECT 1 FROM _pgpm.packages p
+                                 WHERE p.schema_name = n.nspname AND p.removed_at IS NULL)))",
+    );
+    assert_eq!(broken, "", "{context}");
+}
+
+#[test]
+fn killing_deploy_and_migrate_at_random_moments_never_leaves_half_a_change() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let db = TestDb::installed();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("packages-example");
+    let patches = example.join("patches");
+    let conn = db.conn_string();
+    // A pseudo-random but repeatable spread of moments, from before the
+    // connection to after the commit.
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % 120
+    };
+    for trial in 0..24 {
+        let args: Vec<&str> = if trial % 2 == 0 {
+            vec!["migrate", &conn, patches.to_str().unwrap(), "--all"]
+        } else {
+            vec![
+                "deploy",
+                &conn,
+                example.to_str().unwrap(),
+                "--mode",
+                "moderate",
+                "--force",
+            ]
+        };
+        let mut child = spawn(&args);
+        std::thread::sleep(std::time::Duration::from_millis(next()));
+        let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
+        let _ = child.wait();
+        // The server ends the killed session's transaction; wait for it.
+        crate::common::wait_until("the killed session to end", || {
+            !running(&db, "pgpm") && !running(&db, "_pgpm")
+        });
+        assert_catalog_consistent(&db, &format!("trial {trial}: {args:?}"));
+    }
+    // And the next runs finish the work.
+    let (code, _, stderr) = run(&["migrate", &conn, patches.to_str().unwrap(), "--all"]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, _, stderr) = run(&[
+        "deploy",
+        &conn,
+        example.to_str().unwrap(),
+        "--mode",
+        "moderate",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_catalog_consistent(&db, "after the runs that finish");
+}
+
+#[test]
+fn ten_deploys_at_once_deploy_once() {
+    let db = TestDb::installed();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("packages-example");
+    let conn = db.conn_string();
+    let mut children: Vec<_> = (0..10)
+        .map(|_| spawn(&["deploy", &conn, example.to_str().unwrap()]))
+        .collect();
+    let mut deployed = 0;
+    for child in &mut children {
+        let status = child.wait().unwrap();
+        let mut stdout = String::new();
+        std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut stdout).unwrap();
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+        assert_eq!(status.code(), Some(0), "{stdout}{stderr}");
+        if stdout.contains("deployed billing 1.4.0") {
+            deployed += 1;
+        } else {
+            assert!(stdout.contains("billing 1.4.0 is up to date"), "{stdout}");
+        }
+    }
+    assert_eq!(deployed, 1);
+    let deployments: i64 = db.query_scalar("SELECT count(*) FROM _pgpm.deployments");
+    assert_eq!(deployments, 1);
+    assert_catalog_consistent(&db, "after ten deploys at once");
+}
+
+#[test]
+fn sigterm_while_waiting_for_the_lock_leaves_no_backend_waiting() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let db = TestDb::installed();
+    let mut holder = db.connect();
+    holder
+        .execute("SELECT pg_advisory_lock($1)", &[&pgpm::db::lock::LOCK_KEY])
+        .unwrap();
+    let ws = tempfile::tempdir().unwrap();
+    let dir = app(
+        ws.path(),
+        "CREATE FUNCTION b() RETURNS int LANGUAGE sql AS 'SELECT 2';\n",
+    );
+    let mut child = spawn(&["deploy", &db.conn_string(), dir.to_str().unwrap()]);
+    crate::common::wait_until("the deploy to poll for the lock", || {
+        db.connect()
+            .query_one(
+                "SELECT count(*) > 0 FROM pg_stat_activity
+                  WHERE datname = current_database() AND position('pg_try_advisory_lock' IN query) > 0
+                    AND pid <> pg_backend_pid()",
+                &[],
+            )
+            .unwrap()
+            .get(0)
+    });
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
+    let (code, stderr) = wait_exit(&mut child, std::time::Duration::from_secs(10));
+    assert_eq!(code, 143, "{stderr}");
+    // The lock holder is the only other session left.
+    crate::common::wait_until("the deploy's session to end", || {
+        db.connect()
+            .query_one(
+                "SELECT count(*) = 1 FROM pg_stat_activity
+                  WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                &[],
+            )
+            .unwrap()
+            .get::<_, bool>(0)
+    });
+    drop(holder);
+}
+
+#[test]
+fn an_interrupted_concurrent_patch_is_reported_truthfully() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let db = TestDb::installed();
+    db.exec("CREATE TABLE t (a int);");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("patch-1-0-0-concurrent.sql"),
+        "CREATE INDEX CONCURRENTLY t_a ON t (a);\nSELECT pg_sleep(30);\n",
+    )
+    .unwrap();
+    let conn = db.conn_string();
+    let path = dir.path().to_str().unwrap();
+    let mut child = spawn(&["migrate", &conn, path]);
+    crate::common::wait_until("the second statement to run", || {
+        running(&db, "pg_sleep(30)")
+    });
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).unwrap();
+    let _ = child.wait();
+    db.exec(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+          WHERE datname = current_database() AND position('pg_sleep(30)' IN query) > 0
+            AND pid <> pg_backend_pid()",
+    );
+    crate::common::wait_until("the orphaned statement to end", || {
+        !running(&db, "pg_sleep(30)")
+    });
+    let (code, stdout, _) = run(&["status", &conn, "--patches", path]);
+    assert_eq!(code, 0);
+    assert!(
+        stdout.contains("patch-1-0-0-concurrent.sql was interrupted in an earlier run after statement 1 of 2 completed"),
+        "{stdout}"
+    );
+    // The next run warns first, then fails on the index the first run
+    // built, and says so instead of "no earlier statement ran".
+    let (code, _, stderr) = run(&["migrate", &conn, path]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("warning: patch-1-0-0-concurrent.sql was interrupted"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("an earlier run of the patch was interrupted after completing:"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("statement 1 of 2 at "), "{stderr}");
+    assert!(
+        !stderr.contains("no earlier statement of the patch ran"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_concurrent_patch_that_leaves_an_invalid_index_is_not_recorded() {
+    let db = TestDb::installed();
+    db.exec("CREATE TABLE t (a int); INSERT INTO t VALUES (1), (1);");
+    // A failed build leaves the index INVALID.
+    let _ = db
+        .connect()
+        .batch_execute("CREATE UNIQUE INDEX CONCURRENTLY t_u ON t (a)");
+    db.exec("DELETE FROM t WHERE ctid = (SELECT min(ctid) FROM t)");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("patch-1-0-0-concurrent.sql"),
+        "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS t_u ON t (a);\n",
+    )
+    .unwrap();
+    let conn = db.conn_string();
+    let path = dir.path().to_str().unwrap();
+    let (code, _, stderr) = run(&["migrate", &conn, path]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("warning: index public.t_u is INVALID"),
+        "{stderr}"
+    );
+    assert!(
+        stderr
+            .contains("patch-1-0-0-concurrent.sql ran, but it leaves index(es) public.t_u INVALID"),
+        "{stderr}"
+    );
+    let recorded: i64 = db.query_scalar("SELECT count(*) FROM _pgpm.migrations");
+    assert_eq!(recorded, 0);
+    let (_, stdout, _) = run(&["status", &conn, "--patches", path]);
+    assert!(
+        stdout.contains("warning: index public.t_u is INVALID"),
+        "{stdout}"
+    );
+    // Dropped, the patch builds it for real.
+    db.exec("DROP INDEX t_u");
+    let (code, _, stderr) = run(&["migrate", &conn, path]);
+    assert_eq!(code, 0, "{stderr}");
+}
