@@ -57,6 +57,14 @@ pub fn existing_schemas(
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
+/// The server's `server_version_num` (150004 for 15.4).
+pub fn server_version_num(client: &mut impl GenericClient) -> Result<i32> {
+    Ok(client
+        .query_one("SELECT current_setting('server_version_num')::int", &[])
+        .map_err(QueryError::with("cannot read the server's version"))?
+        .get(0))
+}
+
 /// Whether a schema of that name exists.
 pub fn schema_exists(client: &mut impl GenericClient, schema: &str) -> Result<bool> {
     Ok(client

@@ -205,6 +205,8 @@ fn plan(args: PlanArgs) -> Result<()> {
             catalog::require_current(&mut client)?;
             let deployed = catalog::read::deployed(&mut client)?;
             let plan = plan::build(workspace, &deployed, |_| true)?;
+            let packages: Vec<_> = plan.packages.iter().collect();
+            deploy::check_server(&packages, catalog::read::server_version_num(&mut client)?)?;
             let schemas: Vec<String> = plan.schemas().map(str::to_string).collect();
             let existing = catalog::read::existing_schemas(&mut client, &schemas)?;
             (plan, Some(existing))

@@ -158,6 +158,16 @@ pub enum DeployError {
         "schema {schema} of {package} exists, but pgpm did not create it (the catalog has no package there); nothing was changed (use --adopt to deploy into it, with --mode deciding what happens to it)"
     )]
     ForeignSchema { package: String, schema: String },
+    #[error(
+        "{}:{line}:{column}: a BEGIN ATOMIC or RETURN body needs PostgreSQL 14 or newer, and this server is PostgreSQL {server}: write the body as a string (AS $$ ... $$) or deploy to a newer server",
+        file.display()
+    )]
+    ServerTooOld {
+        file: PathBuf,
+        line: usize,
+        column: usize,
+        server: String,
+    },
     #[error("cannot read {}", path.display())]
     Io {
         path: PathBuf,
@@ -367,6 +377,10 @@ fn prepare(
     if work.is_empty() {
         return Ok(report);
     }
+    check_server(
+        &work.iter().map(|(p, ..)| *p).collect::<Vec<_>>(),
+        read::server_version_num(client)?,
+    )?;
 
     let script = &mut report.script;
     script.push(Action::Note("record the deployment".into()));
@@ -404,6 +418,34 @@ fn outcome(pkg: &PackagePlan, kind: OutcomeKind) -> PackageOutcome {
         schema: pkg.schema.clone(),
         kind,
     }
+}
+
+/// Refuses what the server cannot run, before anything runs: routines with
+/// SQL-standard bodies on PostgreSQL 13.
+pub fn check_server(packages: &[&PackagePlan], server_version_num: i32) -> Result<()> {
+    if server_version_num >= 140000 {
+        return Ok(());
+    }
+    for pkg in packages {
+        let found = pkg
+            .phases
+            .iter()
+            .flat_map(|p| &p.statements)
+            .find(|s| s.standard_body);
+        if let Some(s) = found {
+            return Err(DeployError::ServerTooOld {
+                file: pkg.manifest.dir.join(&s.file),
+                line: s.line,
+                column: s.column,
+                server: format!(
+                    "{}.{}",
+                    server_version_num / 10000,
+                    server_version_num % 10000
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Schemas no package may deploy into: PostgreSQL's own and `public`.

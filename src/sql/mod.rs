@@ -61,6 +61,9 @@ pub struct Statement {
     pub defines: Vec<ObjectName>,
     /// Names the statement uses that must exist when it runs.
     pub references: Vec<ObjectName>,
+    /// A routine with a SQL-standard body (`BEGIN ATOMIC ... END` or
+    /// `RETURN expr`), which PostgreSQL accepts from version 14 on.
+    pub standard_body: bool,
 }
 
 impl Statement {

@@ -11,6 +11,7 @@ pub(super) struct Analysis {
     pub(super) kind: StatementKind,
     pub(super) defines: Vec<ObjectName>,
     pub(super) references: Vec<ObjectName>,
+    pub(super) standard_body: bool,
 }
 
 /// Classifies one top-level statement and collects its names.
@@ -140,7 +141,15 @@ pub(super) fn analyze(node: &SyntaxNode, first_token: SyntaxKind) -> Analysis {
 
     let mut seen = HashSet::new();
     defines.retain(|name| seen.insert(name.clone()));
+    // SQL-standard bodies (BEGIN ATOMIC ... END, RETURN expr): PostgreSQL 14.
+    let standard_body = matches!(
+        kind,
+        StatementKind::Create(ObjectKind::Function | ObjectKind::Procedure)
+    ) && node
+        .children()
+        .any(|c| matches!(c.kind(), SyntaxKind::RETURN_STMT | SyntaxKind::ATOMIC_BODY));
     Analysis {
+        standard_body,
         kind,
         defines,
         references: refs.names,

@@ -112,6 +112,7 @@ fn parse_here(path: &Path, text: &str) -> Result<Vec<Statement>, SqlError> {
             kind: analysis.kind,
             defines: analysis.defines,
             references: analysis.references,
+            standard_body: analysis.standard_body,
         });
     }
     Ok(statements)

@@ -80,6 +80,10 @@ pub fn server() -> &'static Server {
         client
             .batch_execute("ALTER SYSTEM SET log_line_prefix = '%m [%p] db=%d '")
             .unwrap();
+        // scram for the password group, also where md5 is the default (13).
+        client
+            .batch_execute("ALTER SYSTEM SET password_encryption = 'scram-sha-256'")
+            .unwrap();
         client.batch_execute("SELECT pg_reload_conf()").unwrap();
         Server {
             admin,
@@ -384,4 +388,35 @@ pub fn shop(root: &Path, version: &str) -> PathBuf {
             ),
         ],
     )
+}
+
+/// The test server's `server_version_num`.
+pub fn server_version_num() -> i32 {
+    static VERSION: OnceLock<i32> = OnceLock::new();
+    *VERSION.get_or_init(|| {
+        server()
+            .admin
+            .connect()
+            .expect("connect as admin")
+            .query_one("SELECT current_setting('server_version_num')::int", &[])
+            .unwrap()
+            .get(0)
+    })
+}
+
+/// Whether the server runs `packages-example`, whose routines use BEGIN
+/// ATOMIC and RETURN bodies (PostgreSQL 14). On an older one, checks that
+/// pgpm `args` (a deploy or plan of the example) refuses it with a clear
+/// message, and returns false: the caller's test has nothing more to do.
+pub fn runs_the_example(args: &[&str]) -> bool {
+    if server_version_num() >= 140000 {
+        return true;
+    }
+    let (code, _, stderr) = output(pgpm().args(args).assert());
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("a BEGIN ATOMIC or RETURN body needs PostgreSQL 14 or newer"),
+        "{stderr}"
+    );
+    false
 }

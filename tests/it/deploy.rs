@@ -559,6 +559,10 @@ fn deploy_refuses_a_database_without_the_catalog() {
 fn deploys_the_example_workspace_side_by_side() {
     let db = TestDb::installed();
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("packages-example");
+    let conn = db.conn_string();
+    if !crate::common::runs_the_example(&["deploy", &conn, example.to_str().unwrap()]) {
+        return;
+    }
     let (code, stdout, stderr) = deploy(&db, &example, &[]);
     assert_eq!(code, 0, "{stdout}{stderr}");
     let billing = schemas(&db, "billing%");

