@@ -952,3 +952,36 @@ fn a_concurrent_patch_that_leaves_an_invalid_index_is_not_recorded() {
     let (code, _, stderr) = run(&["migrate", &conn, path]);
     assert_eq!(code, 0, "{stderr}");
 }
+
+#[test]
+fn a_batch_that_ends_the_transaction_is_reported_as_such() {
+    use pgpm::db::script::{self, Action, Origin, Script, ScriptError};
+    // Planning refuses such files; this is the executor's own check, for
+    // whatever planning did not see.
+    let db = TestDb::installed();
+    let mut client = db.connect();
+    let mut tx = client.transaction().unwrap();
+    let sql = "CREATE TABLE escaped (id int);\nCOMMIT;\nCREATE TABLE after_commit (id int);\n";
+    let script = Script {
+        actions: vec![Action::Batch {
+            package: "x 1.0.0".into(),
+            sql: sql.into(),
+            origins: vec![Origin {
+                start: 0,
+                len: sql.len(),
+                file: "x/f.sql".into(),
+                line: 1,
+                column: 1,
+            }],
+        }],
+    };
+    let err = script::execute(&mut tx, &script, &mut pgpm::event::ignore).unwrap_err();
+    assert!(
+        matches!(err, ScriptError::TransactionEnded { .. }),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("ended pgpm's transaction"),
+        "{err}"
+    );
+}
