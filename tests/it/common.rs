@@ -390,6 +390,23 @@ pub fn shop(root: &Path, version: &str) -> PathBuf {
     )
 }
 
+/// Closes `client` and waits until the server has ended its session (a
+/// session's backend exits a moment after its client goes).
+pub fn close_and_wait(db: &TestDb, mut client: postgres::Client) {
+    let pid: i32 = client
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+    drop(client);
+    let mut admin = db.connect();
+    wait_until("a closed session's backend to exit", || {
+        admin
+            .query_opt("SELECT 1 FROM pg_stat_activity WHERE pid = $1", &[&pid])
+            .unwrap()
+            .is_none()
+    });
+}
+
 /// The test server's `server_version_num`.
 pub fn server_version_num() -> i32 {
     static VERSION: OnceLock<i32> = OnceLock::new();

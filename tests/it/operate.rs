@@ -286,18 +286,7 @@ fn remove_refuses_a_schema_a_session_selected() {
     assert!(stderr.contains("billing-web"), "{stderr}");
     assert!(schema_exists(&db, "api_1_0_0"));
     // Once the session has gone, removing works.
-    let pid: i32 = app
-        .query_one("SELECT pg_backend_pid()", &[])
-        .unwrap()
-        .get(0);
-    drop(app);
-    let mut admin = db.connect();
-    crate::common::wait_until("the session's backend to exit", || {
-        admin
-            .query_opt("SELECT 1 FROM pg_stat_activity WHERE pid = $1", &[&pid])
-            .unwrap()
-            .is_none()
-    });
+    crate::common::close_and_wait(&db, app);
     let (code, _, stderr) = run(&db, &["remove", "api", "1.0.0"]);
     assert_eq!(code, 0, "{stderr}");
 }

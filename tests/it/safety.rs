@@ -503,21 +503,9 @@ fn the_whole_life_cycle_works_for_a_database_owner_that_is_not_a_superuser() {
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("is in use by pid"), "{stderr}");
     assert!(stderr.contains("shop-web"), "{stderr}");
-    let pid: i32 = app
-        .query_one("SELECT pg_backend_pid()", &[])
-        .unwrap()
-        .get(0);
-    drop(app);
-    let mut admin = db.connect();
-    crate::common::wait_until("the application's backend to exit", || {
-        admin
-            .query_opt("SELECT 1 FROM pg_stat_activity WHERE pid = $1", &[&pid])
-            .unwrap()
-            .is_none()
-    });
+    crate::common::close_and_wait(&db, app);
     let (code, _, stderr) = run(&["remove", &conn, "app", "1.0.0"]);
     assert_eq!(code, 0, "{stderr}");
-    drop(admin);
     drop(db);
 }
 
