@@ -4,6 +4,7 @@
 pub mod connect;
 pub mod conninfo;
 pub mod lock;
+pub mod marks;
 pub mod quote;
 pub mod script;
 

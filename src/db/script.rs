@@ -15,6 +15,7 @@ use postgres::error::SqlState;
 use postgres::types::ToSql;
 
 use super::QueryError;
+use super::marks;
 use super::quote::quote_literal;
 use crate::event::Event;
 use crate::util::text::{char_to_byte, line_col};
@@ -81,6 +82,10 @@ pub enum Action {
         package: String,
         sql: String,
         origins: Vec<Origin>,
+        /// Whether `sql` resets and advances the session's progress marks
+        /// (see [`super::marks`]), so a failure is located without
+        /// running anything again.
+        marked: bool,
     },
 }
 
@@ -190,7 +195,8 @@ pub fn execute(
                 package,
                 sql,
                 origins,
-            } => run_batch(tx, package, sql, origins)?,
+                marked,
+            } => run_batch(tx, package, sql, origins, *marked)?,
         }
     }
     Ok(())
@@ -203,6 +209,7 @@ fn run_batch(
     package: &str,
     sql: &str,
     origins: &[Origin],
+    marked: bool,
 ) -> Result<(), ScriptError> {
     let doing = || format!("deploying {package}");
     let mut sp = tx.savepoint("pgpm_batch").map_err(|e| {
@@ -253,12 +260,23 @@ fn run_batch(
             err,
         ));
     }
-    // No usable position: replay statement by statement to find the culprit.
     sp.rollback().map_err(|e| {
         ScriptError::or_lost(e, doing, |e| {
             QueryError::with("cannot roll back a savepoint")(e).into()
         })
     })?;
+    // No usable position: the marks say how many statements completed, so
+    // the failing one is the next.
+    if marked && let Some(origin) = marks::completed(tx).and_then(|done| origins.get(done)) {
+        return Err(statement_error(
+            package,
+            origin,
+            &sql[origin.start..origin.start + origin.len],
+            None,
+            err,
+        ));
+    }
+    // Without marks: replay statement by statement to find the culprit.
     let mut sp = tx.savepoint("pgpm_replay").map_err(|e| {
         ScriptError::or_lost(e, doing, |e| {
             QueryError::with("cannot set a savepoint")(e).into()

@@ -4,6 +4,7 @@ use postgres::Transaction;
 
 use super::plan::{Group, PendingPatch};
 use super::script::GroupScript;
+use crate::db::marks;
 use crate::db::script::{error_position, stopped_from_outside};
 use crate::sql::Statement;
 use crate::util::text::{char_to_byte, line_col};
@@ -12,10 +13,12 @@ use crate::util::text::{char_to_byte, line_col};
 ///
 /// PostgreSQL's error position (1-based, in characters) is relative to the
 /// whole script, so it points into one patch's part. Errors raised while a
-/// statement runs carry no position; then the group is run again patch by
-/// patch, each in a savepoint of `tx` (which is where it was before the
-/// group), and the failing patch statement by statement, until the same
-/// error comes back. Everything it ran is rolled back.
+/// statement runs carry no position; then the script's progress marks say
+/// which statement it was. Without marks (a role that may not create
+/// temporary objects), the group is run again patch by patch, each in a
+/// savepoint of `tx` (which is where it was before the group), and the
+/// failing patch statement by statement, until the same error comes back.
+/// Everything it ran is rolled back.
 pub(super) fn locate(
     tx: &mut Transaction<'_>,
     group: &Group,
@@ -24,13 +27,24 @@ pub(super) fn locate(
 ) -> Option<String> {
     if let Some(position) = error_position(error) {
         let at = char_to_byte(&script.sql, position);
-        let i = script
-            .parts
+        let (i, offset, range) = script
+            .chunks
             .iter()
-            .position(|r| r.contains(&at) || r.end == at)?;
-        let step = &group.steps[i];
-        let (line, column) = line_col(&step.patch.text, at - script.parts[i].start);
+            .find(|(_, _, r)| r.contains(&at) || r.end == at)?;
+        let step = &group.steps[*i];
+        let (line, column) = line_col(&step.patch.text, offset + at - range.start);
         return Some(format!("{}:{line}:{column}", step.patch.path.display()));
+    }
+    // The marks say how many statements completed: the next one failed.
+    if script.marked
+        && let Some(done) = marks::completed(tx)
+    {
+        let (step, stmt) = group
+            .steps
+            .iter()
+            .flat_map(|step| step.statements.iter().map(move |stmt| (step, stmt)))
+            .nth(done)?;
+        return Some(statement_location(step, stmt, error));
     }
     // Running the group again to find a statement stopped from outside
     // would only be stopped again (and run what it ran twice).

@@ -16,6 +16,7 @@ use crate::catalog::{read, write};
 use crate::db::QueryError;
 use crate::db::conninfo::ConnInfo;
 use crate::db::lock::Locked;
+use crate::db::marks;
 use crate::db::quote::quote_ident;
 use crate::event::Event;
 use crate::sql::{ObjectKind, StatementKind};
@@ -40,6 +41,9 @@ pub fn execute(
     dry_run: bool,
     on: &mut dyn FnMut(Event<'_>),
 ) -> Result<Option<DryRunStop>> {
+    // Progress marks, created only when a group will run (a run with
+    // nothing to do stays a handful of statements).
+    let marked = plan.groups.iter().any(|g| g.kind.transactional()) && marks::create(&mut **client);
     if dry_run {
         let mut tx = client.begin()?;
         let mut skipped: Option<&str> = None;
@@ -53,7 +57,7 @@ pub fn execute(
                 }));
             }
             if group.kind.transactional() {
-                let took = run_group(&mut tx, group)?;
+                let took = run_group(&mut tx, group, marked)?;
                 for (step, took) in group.steps.iter().zip(took) {
                     on(Event::PatchChecked {
                         file_name: &step.patch.file_name,
@@ -77,7 +81,7 @@ pub fn execute(
     for group in &plan.groups {
         if group.kind.transactional() {
             let mut tx = client.begin()?;
-            let took = run_group(&mut tx, group)?;
+            let took = run_group(&mut tx, group, marked)?;
             tx.commit()
                 .map_err(QueryError::with("cannot commit the group of patches"))?;
             for (step, took) in group.steps.iter().zip(took) {
@@ -130,7 +134,7 @@ pub struct DryRunStop {
 /// simple query, then one update of the start and end times from its marks.
 /// Five round trips, however many patches. On failure the savepoint is rolled back and the failing
 /// patch is found (see [`locate`]).
-fn run_group(tx: &mut Transaction<'_>, group: &Group) -> Result<Vec<Duration>> {
+fn run_group(tx: &mut Transaction<'_>, group: &Group, marked: bool) -> Result<Vec<Duration>> {
     let n = group.steps.len();
     let (mut majors, mut minors, mut points) = (
         Vec::with_capacity(n),
@@ -151,7 +155,7 @@ fn run_group(tx: &mut Transaction<'_>, group: &Group) -> Result<Vec<Duration>> {
         names.push(p.file_name.as_str());
         sums.push(p.checksum.as_str());
     }
-    let script = group.script();
+    let script = group.script(marked);
     let mut sp = tx
         .transaction()
         .map_err(QueryError::with("cannot start a savepoint"))?;

@@ -2,6 +2,7 @@
 //! its patches.
 
 use super::plan::Group;
+use crate::db::marks;
 
 /// The SQL a `std` or `direct` group sends in one simple query, after its
 /// history rows are inserted: the patches' text, each one preceded and
@@ -11,11 +12,21 @@ use super::plan::Group;
 /// started and mark `i + 1` when it finished; one `UPDATE` with bound
 /// parameters then records them all. A statement per boundary that writes
 /// the history table instead costs several times more on the server.
+///
+/// With progress marks (see `db::marks`), each statement is also followed
+/// by one, so a failure without a position is located without running
+/// anything again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupScript {
     pub sql: String,
-    /// Byte range of each patch's text in `sql`, in group order.
+    /// Byte range of each patch's text in `sql`, in group order, when the
+    /// script has no progress marks (the text is then sent whole).
     pub parts: Vec<std::ops::Range<usize>>,
+    /// Where the pieces of each patch's text are in `sql`, to map an error
+    /// position back to the patch: `(step, offset in the patch's text,
+    /// range in sql)`.
+    pub chunks: Vec<(usize, usize, std::ops::Range<usize>)>,
+    pub marked: bool,
 }
 
 /// The column name of the marks in a [`GroupScript`].
@@ -25,22 +36,52 @@ pub(super) const MARK: &str =
     "SELECT extract(epoch FROM pg_catalog.clock_timestamp()) AS pgpm_mark;\n";
 
 impl Group {
-    /// The script of a transactional group (see [`GroupScript`]).
-    pub fn script(&self) -> GroupScript {
+    /// The script of a transactional group (see [`GroupScript`]), with
+    /// progress marks after each statement when `marked`.
+    pub fn script(&self, marked: bool) -> GroupScript {
         let len: usize = self.steps.iter().map(|s| s.patch.text.len() + 80).sum();
         let mut sql = String::with_capacity(len + MARK.len());
         let mut parts = Vec::with_capacity(self.steps.len());
+        let mut chunks = Vec::new();
         sql.push_str(MARK);
-        for step in &self.steps {
+        if marked {
+            sql.push_str(&marks::reset());
+        }
+        let progress = marks::mark();
+        for (i, step) in self.steps.iter().enumerate() {
+            let text = &step.patch.text;
             let start = sql.len();
-            sql.push_str(&step.patch.text);
+            if marked {
+                // Each statement with what precedes it, then a mark; the
+                // newline ends a `--` comment, the semicolon a statement
+                // written without one.
+                let mut from = 0;
+                for stmt in &step.statements {
+                    let end = stmt.offset + stmt.sql.len();
+                    let at = sql.len();
+                    sql.push_str(&text[from..end]);
+                    chunks.push((i, from, at..sql.len()));
+                    sql.push_str("\n;\n");
+                    sql.push_str(&progress);
+                    from = end;
+                }
+                let at = sql.len();
+                sql.push_str(&text[from..]);
+                chunks.push((i, from, at..sql.len()));
+            } else {
+                sql.push_str(text);
+                chunks.push((i, 0, start..sql.len()));
+            }
             parts.push(start..sql.len());
-            // The newline ends a trailing `--` comment; the semicolon a last
-            // statement written without one.
             sql.push_str("\n;\n");
             sql.push_str(MARK);
         }
-        GroupScript { sql, parts }
+        GroupScript {
+            sql,
+            parts,
+            chunks,
+            marked,
+        }
     }
 }
 

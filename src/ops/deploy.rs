@@ -20,6 +20,7 @@ use crate::catalog::write::{self, DeploymentRecord, PackageRecord};
 use crate::catalog::{self, CatalogError};
 use crate::db::QueryError;
 use crate::db::lock::{DEFAULT_TIMEOUT, LockError, Locked};
+use crate::db::marks;
 use crate::db::quote::quote_ident;
 use crate::db::script::{self, Action, Origin, Script, ScriptError};
 use crate::event::Event;
@@ -382,7 +383,20 @@ fn prepare(
         read::server_version_num(client)?,
     )?;
 
+    let runs_code = work.iter().any(|(pkg, ..)| {
+        pkg.phases
+            .iter()
+            .flat_map(|p| &p.statements)
+            .any(|s| s.runs_code())
+    });
+    let marked = runs_code && marks::available(client);
     let script = &mut report.script;
+    if marked {
+        script.push(Action::Note(
+            "progress marks, to locate a failing statement without running it again".into(),
+        ));
+        script.push(Action::Sql(marks::CREATE.into()));
+    }
     script.push(Action::Note("record the deployment".into()));
     script.push(write::open_deployment(&DeploymentRecord {
         mode: opts.mode.as_str().into(),
@@ -395,7 +409,18 @@ fn prepare(
         issue_link: opts.issue_link.clone(),
     }));
     for (pkg, target, files) in work {
-        let kind = prepare_package(client, pkg, target, files, opts, public_path, &mut report)?;
+        let kind = prepare_package(
+            client,
+            pkg,
+            target,
+            files,
+            opts,
+            Paths {
+                public: public_path,
+                marked,
+            },
+            &mut report,
+        )?;
         report.outcomes.push(outcome(pkg, kind));
         report.notes.extend(pkg.notes.iter().cloned());
     }
@@ -418,6 +443,14 @@ fn outcome(pkg: &PackagePlan, kind: OutcomeKind) -> PackageOutcome {
         schema: pkg.schema.clone(),
         kind,
     }
+}
+
+/// How a package's statements run: whether `public` is on their path, and
+/// whether their batches carry progress marks.
+#[derive(Debug, Clone, Copy)]
+struct Paths {
+    public: bool,
+    marked: bool,
 }
 
 /// Refuses what the server cannot run, before anything runs: routines with
@@ -527,7 +560,7 @@ fn prepare_package(
     target: &TargetState,
     only_files: Option<&BTreeSet<PathBuf>>,
     opts: &DeployOptions,
-    public_path: bool,
+    how: Paths,
     report: &mut DeployReport,
 ) -> Result<OutcomeKind> {
     let mode = if only_files.is_some() {
@@ -535,7 +568,7 @@ fn prepare_package(
     } else {
         opts.mode
     };
-    let kind = schema_actions(client, pkg, target, mode, public_path, report)?;
+    let kind = schema_actions(client, pkg, target, mode, how.public, report)?;
     let fresh_schema = !matches!(kind, OutcomeKind::Overwritten);
     let kind = if only_files.is_some() {
         OutcomeKind::Files
@@ -543,7 +576,15 @@ fn prepare_package(
         kind
     };
     let script = &mut report.script;
-    statement_actions(client, pkg, fresh_schema, mode, only_files, script)?;
+    statement_actions(
+        client,
+        pkg,
+        fresh_schema,
+        mode,
+        only_files,
+        how.marked,
+        script,
+    )?;
     grant_actions(pkg, opts, script);
     catalog_actions(pkg, target, fresh_schema, only_files, opts, script);
     script.push(write::notify_deploy(
@@ -657,6 +698,7 @@ fn statement_actions(
     fresh_schema: bool,
     mode: Mode,
     only_files: Option<&BTreeSet<PathBuf>>,
+    marked: bool,
     script: &mut Script,
 ) -> Result<()> {
     let name = &pkg.manifest.name;
@@ -686,7 +728,7 @@ fn statement_actions(
                     }
                     _ => {}
                 }
-                push_batch(script, pkg, table.statements.iter());
+                push_batch(script, pkg, table.statements.iter(), marked);
                 script.push(write::record_table_script(
                     name,
                     &target,
@@ -700,7 +742,7 @@ fn statement_actions(
             .statements
             .iter()
             .filter(|s| only_files.is_none_or(|f| f.contains(&s.file)));
-        push_batch(script, pkg, statements);
+        push_batch(script, pkg, statements, marked);
     }
     Ok(())
 }
@@ -800,8 +842,17 @@ fn push_batch<'a>(
     script: &mut Script,
     pkg: &PackagePlan,
     statements: impl Iterator<Item = &'a Statement>,
+    marked: bool,
 ) {
+    let statements: Vec<&Statement> = statements.collect();
+    // Batches that only define objects are located by running them again
+    // (nothing shows); the others carry progress marks.
+    let marked = marked && statements.iter().any(|s| s.runs_code());
     let mut sql = String::new();
+    if marked {
+        sql.push_str(&marks::reset());
+    }
+    let mark = marks::mark();
     let mut origins = Vec::new();
     for stmt in statements {
         let start = sql.len();
@@ -811,6 +862,9 @@ fn push_batch<'a>(
             sql.push(';');
         }
         sql.push('\n');
+        if marked {
+            sql.push_str(&mark);
+        }
         origins.push(Origin {
             start,
             len,
@@ -826,5 +880,6 @@ fn push_batch<'a>(
         package: pkg.label(),
         sql,
         origins,
+        marked,
     });
 }

@@ -8,7 +8,7 @@
 //! Such statements are found here, by their leading keywords, before
 //! anything runs.
 
-use super::Statement;
+use super::{ObjectKind, Statement, StatementKind};
 
 /// What a statement does to the session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +70,41 @@ impl Statement {
             )
             .then_some(SessionControl::Role),
             _ => None,
+        }
+    }
+
+    /// Whether running the statement may run code or change data, rather
+    /// than only define objects in the catalog. Statements that only
+    /// define (`CREATE FUNCTION`, `CREATE TYPE`, `CREATE VIEW`, `DROP`,
+    /// `COMMENT`, `GRANT` ...) can be run again, in a savepoint that is
+    /// rolled back, without anything showing; the others (DML, `SELECT`,
+    /// `DO`, `CREATE TABLE`, `CREATE INDEX`, `ALTER`, ...) may advance a
+    /// sequence, take time or call a function, and are never run twice.
+    pub fn runs_code(&self) -> bool {
+        match self.kind {
+            StatementKind::Create(
+                ObjectKind::Type
+                | ObjectKind::Domain
+                | ObjectKind::Function
+                | ObjectKind::Procedure
+                | ObjectKind::Aggregate
+                | ObjectKind::Operator
+                | ObjectKind::Cast
+                | ObjectKind::View
+                | ObjectKind::Trigger
+                | ObjectKind::Schema,
+            ) => false,
+            StatementKind::Drop(_) => false,
+            StatementKind::Other => {
+                let first = self
+                    .sql
+                    .split(|c: char| !c.is_ascii_alphanumeric())
+                    .find(|w| !w.is_empty())
+                    .unwrap_or("")
+                    .to_ascii_uppercase();
+                !matches!(first.as_str(), "COMMENT" | "GRANT" | "REVOKE")
+            }
+            StatementKind::Create(_) => true,
         }
     }
 
@@ -159,6 +194,34 @@ mod tests {
             ("SELECT 1;", None),
         ] {
             assert_eq!(control(sql), want, "{sql}");
+        }
+    }
+
+    #[test]
+    fn statements_that_only_define_objects_run_no_code() {
+        let runs = |sql: &str| parse_file(Path::new("t.sql"), sql).unwrap()[0].runs_code();
+        for sql in [
+            "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1';",
+            "CREATE TYPE t AS (a int);",
+            "CREATE DOMAIN d AS int CHECK (VALUE > 0);",
+            "CREATE VIEW v AS SELECT 1;",
+            "DROP FUNCTION IF EXISTS f();",
+            "COMMENT ON FUNCTION f() IS 'x';",
+            "GRANT EXECUTE ON FUNCTION f() TO PUBLIC;",
+        ] {
+            assert!(!runs(sql), "{sql}");
+        }
+        for sql in [
+            "INSERT INTO t VALUES (1);",
+            "SELECT nextval('s');",
+            "DO $$ BEGIN PERFORM 1; END $$;",
+            "CREATE TABLE t AS SELECT now();",
+            "CREATE INDEX i ON t (a);",
+            "CREATE MATERIALIZED VIEW m AS SELECT 1;",
+            "ALTER TABLE t ADD COLUMN b int DEFAULT random();",
+            "CREATE EXTENSION pgcrypto;",
+        ] {
+            assert!(runs(sql), "{sql}");
         }
     }
 

@@ -961,6 +961,7 @@ fn a_batch_that_ends_the_transaction_is_reported_as_such() {
                 line: 1,
                 column: 1,
             }],
+            marked: false,
         }],
     };
     let err = script::execute(&mut tx, &script, &mut pgpm::event::ignore).unwrap_err();
@@ -972,4 +973,56 @@ fn a_batch_that_ends_the_transaction_is_reported_as_such() {
         err.to_string().contains("ended pgpm's transaction"),
         "{err}"
     );
+}
+
+#[test]
+fn a_failure_without_a_position_is_located_without_running_anything_twice() {
+    let db = TestDb::installed();
+    db.exec("CREATE SEQUENCE public.counter;");
+    let counter = |db: &TestDb| -> i64 {
+        db.query_scalar("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM public.counter")
+    };
+    // A group of two patches; the second fails at run time (no position).
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("patch-1-0-0-std.sql"),
+        "SELECT nextval('public.counter');\nCREATE TABLE t (x int);\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("patch-1-1-0-std.sql"),
+        "-- adds a row\nINSERT INTO t VALUES (1);\nSELECT nextval('public.counter');\nSELECT 1 / (SELECT count(*) - 1 FROM t);\nSELECT 3;\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = run(&["migrate", &db.conn_string(), dir.path().to_str().unwrap()]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("patch-1-1-0-std.sql:4:1: patch failed"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("division by zero"), "{stderr}");
+    // Each nextval ran once: nothing was run again to find the statement.
+    assert_eq!(counter(&db), 2);
+
+    // The same for a deploy's batch.
+    let ws = tempfile::tempdir().unwrap();
+    let dir = package(
+        ws.path(),
+        "app",
+        serde_json::json!({ "name": "app", "version": "1.0.0", "tables_path": "tables" }),
+        &[(
+            "tables/t.sql",
+            "CREATE TABLE t (x int);\nSELECT nextval('public.counter');\nSELECT 1 / (SELECT count(*) FROM t);\n",
+        )],
+    );
+    let (code, _, stderr) = deploy(&db, &dir, &[]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{}:3:1: statement failed",
+            dir.join("tables/t.sql").display()
+        )),
+        "{stderr}"
+    );
+    assert_eq!(counter(&db), 3);
 }
