@@ -422,17 +422,33 @@ fn inputs_that_cannot_be_read_are_user_errors_naming_the_file() {
     let patches = tempfile::tempdir().unwrap();
     std::os::unix::fs::symlink("nowhere.sql", patches.path().join("patch-1-0-0-std.sql")).unwrap();
     std::fs::create_dir(patches.path().join("patch-1-0-1-std.sql")).unwrap();
-    let (code, _, stderr) = run(&[
-        "migrate",
-        "-d",
-        "host=127.0.0.1 port=1",
-        patches.path().to_str().unwrap(),
-    ]);
-    assert_eq!(code, 1, "{stderr}");
-    assert!(
-        stderr.contains("patch-1-0-0-std.sql: named like a patch but not a readable file"),
-        "{stderr}"
-    );
+    // A link to itself: a loop.
+    std::os::unix::fs::symlink(
+        "patch-1-0-2-std.sql",
+        patches.path().join("patch-1-0-2-std.sql"),
+    )
+    .unwrap();
+    let path = patches.path().to_str().unwrap().to_string();
+    for name in [
+        "patch-1-0-0-std.sql",
+        "patch-1-0-1-std.sql",
+        "patch-1-0-2-std.sql",
+    ] {
+        let (code, _, stderr) = run(&["migrate", "-d", "host=127.0.0.1 port=1", &path]);
+        assert_eq!(code, 1, "{stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "{name}: named like a patch but not a readable file"
+            )),
+            "{stderr}"
+        );
+        let gone = patches.path().join(name);
+        if gone.is_dir() && !gone.is_symlink() {
+            std::fs::remove_dir(gone).unwrap();
+        } else {
+            std::fs::remove_file(gone).unwrap();
+        }
+    }
 }
 
 #[test]
