@@ -20,6 +20,8 @@ pub enum ClusterError {
         "no PostgreSQL server binaries found (looked at PG_BINDIR, `pg_config --bindir`, /usr/lib/postgresql/*/bin); install them, e.g. `apt-get install postgresql`"
     )]
     NoBinaries,
+    #[error("PG_BINDIR is {}, which holds no pg_ctl", dir.display())]
+    BadBindir { dir: PathBuf },
     #[error("running as root, but there is no `postgres` user to run the server as")]
     NoPostgresUser,
     #[error("{what} failed: {output}")]
@@ -41,10 +43,13 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ClusterError + '_ {
 
 /// Finds the directory holding `initdb`, `pg_ctl` and `postgres`.
 pub fn find_bindir() -> Result<PathBuf, ClusterError> {
-    if let Some(dir) = std::env::var_os("PG_BINDIR").map(PathBuf::from)
-        && dir.join("pg_ctl").exists()
-    {
-        return Ok(dir);
+    // Given, it must be right: falling back to other binaries would test,
+    // or run, another version than the one asked for.
+    if let Some(dir) = std::env::var_os("PG_BINDIR").map(PathBuf::from) {
+        if dir.join("pg_ctl").exists() {
+            return Ok(dir);
+        }
+        return Err(ClusterError::BadBindir { dir });
     }
     if let Ok(out) = Command::new("pg_config").arg("--bindir").output()
         && out.status.success()

@@ -16,9 +16,16 @@ fn main() -> ExitCode {
     }
     cli::interrupt::watch();
     let result = cli::run(std::env::args_os());
-    if let Some((message, code)) = cli::interrupt::finished() {
-        eprintln!("{message}");
-        return ExitCode::from(code);
+    match cli::interrupt::finished(result.is_ok()) {
+        cli::interrupt::Outcome::Undisturbed => {}
+        cli::interrupt::Outcome::CompletedAnyway { note } => eprintln!("{note}"),
+        cli::interrupt::Outcome::Interrupted { message, code } => {
+            if let Err(err) = &result {
+                eprintln!("{}", cli::error_chain(err));
+            }
+            eprintln!("{message}");
+            return ExitCode::from(code);
+        }
     }
     match result {
         Ok(cli::Exit::Success) => ExitCode::SUCCESS,

@@ -57,6 +57,14 @@ pub fn existing_schemas(
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
+/// Who the session runs as: `(current_user, session_user)`.
+pub fn roles_now(client: &mut impl GenericClient) -> Result<(String, String)> {
+    let row = client
+        .query_one("SELECT current_user::text, session_user::text", &[])
+        .map_err(QueryError::with("cannot read the session's roles"))?;
+    Ok((row.get(0), row.get(1)))
+}
+
 /// The server's `server_version_num` (150004 for 15.4).
 pub fn server_version_num(client: &mut impl GenericClient) -> Result<i32> {
     Ok(client
@@ -180,7 +188,10 @@ pub fn roles_not_held(client: &mut impl GenericClient, roles: &[&str]) -> Result
     let rows = client
         .query(
             "SELECT r FROM unnest($1::text[]) WITH ORDINALITY AS u(r, i)
-              WHERE NOT pg_catalog.pg_has_role(current_user, u.r, 'MEMBER')
+              -- From PostgreSQL 16 on, giving objects to a role needs its SET option.
+              WHERE NOT pg_catalog.pg_has_role(current_user, u.r,
+                        CASE WHEN current_setting('server_version_num')::int >= 160000
+                             THEN 'SET' ELSE 'MEMBER' END)
               ORDER BY i",
             &[&roles],
         )
@@ -188,19 +199,22 @@ pub fn roles_not_held(client: &mut impl GenericClient, roles: &[&str]) -> Result
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
-/// Whether schema `public` exists and no role but its owner's may create
-/// objects in it, so that it is safe to search while deploying.
-pub fn public_is_safe(client: &mut impl GenericClient) -> Result<bool> {
+/// Whether no role but its owner may create objects in schema `public`,
+/// so that it is safe to search while deploying; `None` when there is no
+/// `public`.
+pub fn public_is_safe(client: &mut impl GenericClient) -> Result<Option<bool>> {
     Ok(client
-        .query_one(
-            "SELECT to_regnamespace('public') IS NOT NULL
-                    AND NOT pg_catalog.has_schema_privilege('public', 'public', 'CREATE')",
+        .query_opt(
+            "SELECT NOT EXISTS (
+                    SELECT 1 FROM aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) a
+                     WHERE a.privilege_type = 'CREATE' AND a.grantee <> n.nspowner)
+               FROM pg_catalog.pg_namespace n WHERE n.nspname = 'public'",
             &[],
         )
         .map_err(QueryError::with(
             "cannot read the privileges of schema public",
         ))?
-        .get(0))
+        .map(|row| row.get(0)))
 }
 
 /// A table script applied to a schema.
@@ -440,8 +454,10 @@ pub fn concurrent_progress(client: &mut impl GenericClient) -> Result<Vec<Concur
 }
 
 /// Indexes marked INVALID (a concurrent build that failed or was
-/// interrupted), schema-qualified and quoted.
-pub fn invalid_indexes(client: &mut impl GenericClient) -> Result<Vec<String>> {
+/// interrupted), schema-qualified and quoted. With `left_over`, not those
+/// whose build is running now (another session's `CREATE INDEX
+/// CONCURRENTLY`), which are only INVALID until it ends.
+pub fn invalid_indexes(client: &mut impl GenericClient, left_over: bool) -> Result<Vec<String>> {
     Ok(client
         .query(
             "SELECT format('%I.%I', n.nspname, c.relname)
@@ -449,8 +465,13 @@ pub fn invalid_indexes(client: &mut impl GenericClient) -> Result<Vec<String>> {
                JOIN pg_class c ON c.oid = i.indexrelid
                JOIN pg_namespace n ON n.oid = c.relnamespace
               WHERE NOT i.indisvalid
+                -- Builds that are running now are not left over.
+                AND NOT ($1 AND EXISTS (
+                    SELECT 1 FROM pg_stat_progress_create_index p
+                     WHERE p.index_relid = i.indexrelid
+                       AND p.datid = (SELECT oid FROM pg_database WHERE datname = current_database())))
               ORDER BY 1",
-            &[],
+            &[&left_over],
         )
         .map_err(QueryError::with("cannot list invalid indexes"))?
         .iter()

@@ -2,11 +2,12 @@
 //!
 //! Killing pgpm alone leaves its statement running in its backend, holding
 //! its locks and blocking readers, until the server notices the client is
-//! gone. So SIGINT and SIGTERM are taken by a thread of their own: it sends
-//! PostgreSQL's cancel request for every connection pgpm opened, waits
-//! briefly for the command to wind down (its transaction then rolls back),
-//! and exits with 130 or 143, the shell's codes for those signals, saying
-//! what was rolled back. A second signal exits at once.
+//! gone. So SIGINT and SIGTERM are taken by a thread of their own: it tells
+//! the engine to stop (a change then stops at its next step and rolls back
+//! instead of committing) and sends PostgreSQL's cancel request for every
+//! connection pgpm opened, waits briefly for the command to wind down, and
+//! exits with 130 or 143, the shell's codes for those signals, saying what
+//! was rolled back. A second signal exits at once.
 
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::{Duration, Instant};
@@ -38,7 +39,9 @@ pub fn watch() {
         .spawn(move || {
             let Ok(signal) = set.wait() else { return };
             SIGNAL.store(signal as i32, Ordering::SeqCst);
-            pgpm::db::connect::cancel_running();
+            // Cancel requests open connections of their own, which can take
+            // long when the server is unreachable: never in this thread.
+            std::thread::spawn(pgpm::db::connect::interrupt);
             let deadline = Instant::now() + GRACE;
             // The command now fails with "canceling statement"; main
             // reports the interruption when it returns. A second signal,
@@ -57,12 +60,35 @@ pub fn watch() {
         });
 }
 
-/// When a signal interrupted the command: its message and exit code. Call
-/// when the command has returned.
-pub fn finished() -> Option<(String, u8)> {
+/// What became of a command that a signal may have interrupted.
+pub enum Outcome {
+    /// No signal came.
+    Undisturbed,
+    /// The command failed after the signal: it was interrupted.
+    Interrupted { message: String, code: u8 },
+    /// The signal came after the command had done its work: it completed.
+    CompletedAnyway { note: String },
+}
+
+/// Call when the command has returned, with whether it succeeded.
+pub fn finished(succeeded: bool) -> Outcome {
     DONE.store(true, Ordering::SeqCst);
-    let signal = Signal::try_from(SIGNAL.load(Ordering::SeqCst)).ok()?;
-    Some((message(signal), exit_code(signal)))
+    let Ok(signal) = Signal::try_from(SIGNAL.load(Ordering::SeqCst)) else {
+        return Outcome::Undisturbed;
+    };
+    if succeeded {
+        Outcome::CompletedAnyway {
+            note: format!(
+                "note: {} arrived when the command had already done its work; it completed",
+                signal.as_str()
+            ),
+        }
+    } else {
+        Outcome::Interrupted {
+            message: message(signal),
+            code: exit_code(signal),
+        }
+    }
 }
 
 fn exit_code(signal: Signal) -> u8 {

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use postgres::CancelToken;
@@ -122,6 +123,24 @@ impl ConnInfo {
 /// it is interrupted: a statement's backend otherwise runs on, holding its
 /// locks, after the process that sent it is gone.
 static OPEN: Mutex<Vec<(CancelToken, ConnInfo)>> = Mutex::new(Vec::new());
+
+/// Set once the process was asked to stop (Ctrl-C, SIGTERM): changes then
+/// stop at their next step and roll back instead of committing.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Asks every change in progress to stop: sets the flag that
+/// [`interrupted`] reads, then cancels the statements running on the
+/// server ([`cancel_running`]).
+pub fn interrupt() -> usize {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+    cancel_running()
+}
+
+/// Whether [`interrupt`] was called: a change checks it before each step
+/// and before it commits.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
 
 /// Asks the server to cancel whatever statement each connection this
 /// process opened is running (PostgreSQL's cancel request, on a connection

@@ -540,6 +540,14 @@ fn parse_uri(input: &str) -> Result<BTreeMap<String, String>, ConnError> {
         params.insert("port".into(), ports.join(","));
     }
     if let Some(db) = path.filter(|p| !p.is_empty()) {
+        // `u:pa/ss@host/db` splits at the password's `/`: the rest, with its
+        // `@host`, would become the database name and show in messages.
+        if db.contains('@') || db.contains('/') {
+            return Err(ConnError::Parse(
+                "the URI's database name holds \"@\" or \"/\" (if a password holds \"/\", \"?\", \"#\" or \"@\", percent-encode them)"
+                    .into(),
+            ));
+        }
         params.insert("dbname".into(), percent_decode(db)?);
     }
     if let Some(query) = query {
@@ -728,6 +736,7 @@ mod tests {
     fn errors_never_echo_what_may_be_a_password() {
         for (input, secrets) in [
             ("postgres://app:zq/xv@db/app", &["zq", "xv"][..]),
+            ("postgres://app:1234/zqxv@db/app", &["zqxv"]),
             ("postgres://app:zqx?vwk@db/app", &["zqx", "vwk"]),
             ("postgres://app:zq#xv@db:5432/app?x", &["zq", "xv"]),
             ("host=db password=zqxv vwkz", &["zqxv", "vwkz"]),

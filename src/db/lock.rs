@@ -45,11 +45,15 @@ pub enum LockError {
     },
     #[error("cannot take pgpm's advisory lock")]
     Db(#[source] postgres::Error),
+    #[error("interrupted while waiting for the lock; nothing was changed")]
+    Interrupted,
 }
 
 /// A connection holding pgpm's advisory lock; the lock is released on drop.
 pub struct Locked<'a> {
     client: &'a mut Client,
+    /// The runner key went to another connection ([`Locked::hand_over`]).
+    handed_over: bool,
 }
 
 impl<'a> Locked<'a> {
@@ -65,6 +69,10 @@ impl<'a> Locked<'a> {
                 if got {
                     break;
                 }
+                if super::connect::interrupted() {
+                    let _ = client.execute("SELECT pg_advisory_unlock_all()", &[]);
+                    return Err(LockError::Interrupted);
+                }
                 if start.elapsed() >= timeout {
                     let (pid, since) = holder(client, key).map_err(LockError::Db)?;
                     let _ = client.execute("SELECT pg_advisory_unlock_all()", &[]);
@@ -77,7 +85,10 @@ impl<'a> Locked<'a> {
                 sleep(POLL_INTERVAL);
             }
         }
-        Ok(Locked { client })
+        Ok(Locked {
+            client,
+            handed_over: false,
+        })
     }
 }
 
@@ -89,12 +100,22 @@ impl Locked<'_> {
         self.client
             .execute("SELECT pg_advisory_unlock($1)", &[&RUNNER_KEY])
             .map_err(LockError::Db)?;
+        self.handed_over = true;
+        // Nobody else can take it between the two: they need LOCK_KEY
+        // first. A runner on another server (a multi-host connection
+        // string) would be refused here rather than run unguarded.
         let got: bool = runner
             .query_one("SELECT pg_try_advisory_lock($1)", &[&RUNNER_KEY])
             .map_err(LockError::Db)?
             .get(0);
-        // Nobody else can take it between the two: they need LOCK_KEY first.
-        debug_assert!(got, "the runner key was free");
+        if !got {
+            let (pid, since) = holder(runner, RUNNER_KEY).map_err(LockError::Db)?;
+            return Err(LockError::Timeout {
+                pid,
+                since,
+                waited: Duration::ZERO,
+            });
+        }
         Ok(())
     }
 
@@ -130,10 +151,15 @@ fn holder(client: &mut Client, key: i64) -> Result<(i32, String), postgres::Erro
 impl Drop for Locked<'_> {
     fn drop(&mut self) {
         // If the connection is broken the server has released the lock already.
-        let _ = self.client.execute(
-            "SELECT pg_advisory_unlock($1), pg_advisory_unlock($2)",
-            &[&LOCK_KEY, &RUNNER_KEY],
-        );
+        let _ = if self.handed_over {
+            self.client
+                .execute("SELECT pg_advisory_unlock($1)", &[&LOCK_KEY])
+        } else {
+            self.client.execute(
+                "SELECT pg_advisory_unlock($1), pg_advisory_unlock($2)",
+                &[&LOCK_KEY, &RUNNER_KEY],
+            )
+        };
     }
 }
 

@@ -128,6 +128,9 @@ pub enum ScriptError {
         #[source]
         source: postgres::Error,
     },
+    /// The process was asked to stop before the script finished.
+    #[error("interrupted; the transaction was rolled back, so nothing was changed")]
+    Interrupted,
     /// The connection broke before the script's transaction committed.
     #[error(
         "lost the connection to the server while {doing}; the transaction was not committed, so nothing was changed"
@@ -153,7 +156,7 @@ impl ScriptError {
         doing: impl FnOnce() -> String,
         other: impl FnOnce(postgres::Error) -> ScriptError,
     ) -> ScriptError {
-        if source.as_db_error().is_none() {
+        if connection_lost(&source) {
             ScriptError::ConnectionLost {
                 doing: doing(),
                 source,
@@ -172,6 +175,9 @@ pub fn execute(
     on: &mut dyn FnMut(Event<'_>),
 ) -> Result<(), ScriptError> {
     for action in &script.actions {
+        if super::connect::interrupted() {
+            return Err(ScriptError::Interrupted);
+        }
         match action {
             Action::Note(note) => on(Event::Section { note }),
             Action::Sql(sql) => tx.batch_execute(sql).map_err(|e| {
@@ -247,19 +253,6 @@ fn run_batch(
             ));
         }
     }
-    // A statement stopped from outside (cancelled, timed out, a lock not
-    // granted, a deadlock) says nothing about which one is wrong, and
-    // running it again would only do the same: report the batch.
-    if stopped_from_outside(&err) {
-        let origin = &origins[0];
-        return Err(statement_error(
-            package,
-            origin,
-            &sql[origin.start..origin.start + origin.len],
-            None,
-            err,
-        ));
-    }
     sp.rollback().map_err(|e| {
         ScriptError::or_lost(e, doing, |e| {
             QueryError::with("cannot roll back a savepoint")(e).into()
@@ -268,6 +261,18 @@ fn run_batch(
     // No usable position: the marks say how many statements completed, so
     // the failing one is the next.
     if marked && let Some(origin) = marks::completed(tx).and_then(|done| origins.get(done)) {
+        return Err(statement_error(
+            package,
+            origin,
+            &sql[origin.start..origin.start + origin.len],
+            None,
+            err,
+        ));
+    }
+    // A statement stopped from outside (cancelled, timed out, a lock not
+    // granted, a deadlock) would only be stopped again: report the batch.
+    if stopped_from_outside(&err) {
+        let origin = &origins[0];
         return Err(statement_error(
             package,
             origin,

@@ -77,6 +77,10 @@ pub enum PatchError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "interrupted: the patch or group in progress was rolled back and is not applied (what had committed before stays, as its lines above say)"
+    )]
+    Interrupted,
     #[error(transparent)]
     Sql(#[from] SqlError),
     #[error(transparent)]

@@ -82,6 +82,9 @@ pub fn execute(
         if group.kind.transactional() {
             let mut tx = client.begin()?;
             let took = run_group(&mut tx, group, marked)?;
+            if crate::db::connect::interrupted() {
+                return Err(PatchError::Interrupted);
+            }
             tx.commit()
                 .map_err(QueryError::with("cannot commit the group of patches"))?;
             for (step, took) in group.steps.iter().zip(took) {
@@ -252,7 +255,7 @@ fn run_group(tx: &mut Transaction<'_>, group: &Group, marked: bool) -> Result<Ve
 /// `CREATE INDEX CONCURRENTLY` refuses), then the end time and commit.
 fn run_concurrent(main: &mut Client, second: &mut Client, step: &PendingPatch) -> Result<Duration> {
     let p = &step.patch;
-    let invalid_before = read::invalid_indexes(second)?;
+    let invalid_before = read::invalid_indexes(second, false)?;
     let earlier: Vec<String> = read::concurrent_progress(main)?
         .into_iter()
         .filter(|r| (r.major, r.minor, r.point) == (p.id.major, p.id.minor, p.id.point))
@@ -296,10 +299,15 @@ fn run_concurrent(main: &mut Client, second: &mut Client, step: &PendingPatch) -
     )))?;
     let count = step.statements.len();
     for (i, stmt) in step.statements.iter().enumerate() {
+        if crate::db::connect::interrupted() {
+            tx.rollback()
+                .map_err(QueryError::with("cannot roll back the history row"))?;
+            return Err(PatchError::Interrupted);
+        }
         if let Err(source) = second.batch_execute(&stmt.sql) {
             tx.rollback()
                 .map_err(QueryError::with("cannot roll back the history row"))?;
-            let invalid_indexes = match read::invalid_indexes(main) {
+            let invalid_indexes = match read::invalid_indexes(main, false) {
                 Ok(now) => now
                     .into_iter()
                     .filter(|i| !invalid_before.contains(i))
@@ -337,7 +345,7 @@ fn run_concurrent(main: &mut Client, second: &mut Client, step: &PendingPatch) -
         .filter(|s| s.kind == StatementKind::Create(ObjectKind::Index))
         .filter_map(|s| s.defines.first().map(|n| n.name.as_str()))
         .collect();
-    let invalid: Vec<String> = read::invalid_indexes(second)?
+    let invalid: Vec<String> = read::invalid_indexes(second, false)?
         .into_iter()
         .filter(|qualified| {
             created.iter().any(|name| {

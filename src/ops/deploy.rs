@@ -18,11 +18,11 @@ use postgres::{Client, GenericClient};
 use crate::catalog::read::{self, TargetState};
 use crate::catalog::write::{self, DeploymentRecord, PackageRecord};
 use crate::catalog::{self, CatalogError};
-use crate::db::QueryError;
 use crate::db::lock::{DEFAULT_TIMEOUT, LockError, Locked};
 use crate::db::marks;
 use crate::db::quote::quote_ident;
 use crate::db::script::{self, Action, Origin, Script, ScriptError};
+use crate::db::{self, QueryError};
 use crate::event::Event;
 use crate::package::manifest::Phase;
 use crate::package::workspace::Workspace;
@@ -147,6 +147,10 @@ pub enum DeployError {
     FileNotInPackage { path: PathBuf },
     #[error("role {role} does not exist")]
     UnknownRole { role: String },
+    #[error(
+        "the deploy ran as {from} but ended as {to}: a statement of a package changed the role (set_config('role', ...), SET ROLE in a function); nothing was committed"
+    )]
+    RoleChanged { from: String, to: String },
     #[error(
         "cannot give the package's objects to role {role}: the deploying role is not a member of it (GRANT {role} TO the deployer, or deploy as a member)"
     )]
@@ -284,7 +288,21 @@ pub fn deploy(
         tx.rollback()
             .map_err(QueryError::with("cannot roll back"))?;
     } else {
+        let before = read::roles_now(&mut tx)?;
         script::execute(&mut tx, &report.script, on)?;
+        // Planning refuses SET ROLE in files, but a function can still call
+        // set_config('role', ...): whatever changed who runs the deploy,
+        // it does not commit.
+        let after = read::roles_now(&mut tx)?;
+        if after != before {
+            return Err(DeployError::RoleChanged {
+                from: before.0,
+                to: after.0,
+            });
+        }
+        if db::connect::interrupted() {
+            return Err(ScriptError::Interrupted.into());
+        }
         tx.commit()
             .map_err(QueryError::with("cannot commit the deploy"))?;
     }
@@ -311,7 +329,6 @@ fn prepare(
         dry_run: opts.dry_run,
     };
     check_roles(client, plan, opts)?;
-    let public_path = read::public_is_safe(client)?;
     let only_files = resolve_files(plan, &opts.files)?;
     let absent = TargetState {
         exists: false,
@@ -378,6 +395,8 @@ fn prepare(
     if work.is_empty() {
         return Ok(report);
     }
+    let public = read::public_is_safe(client)?;
+    let public_path = public == Some(true);
     check_server(
         &work.iter().map(|(p, ..)| *p).collect::<Vec<_>>(),
         read::server_version_num(client)?,
@@ -424,9 +443,9 @@ fn prepare(
         report.outcomes.push(outcome(pkg, kind));
         report.notes.extend(pkg.notes.iter().cloned());
     }
-    if !public_path {
+    if public == Some(false) {
         report.warnings.push(
-            "schema public is writable by every role (CREATE is granted to PUBLIC): it is left out of the search_path the packages deploy with, so that no other role's objects can stand in for theirs; name objects in public as public.name, or REVOKE CREATE ON SCHEMA public FROM PUBLIC".into(),
+            "schema public is writable by roles other than its owner (CREATE granted to PUBLIC or to a role): it is left out of the search_path the packages deploy with, so that no other role's objects can stand in for theirs; name objects in public as public.name, or REVOKE CREATE ON SCHEMA public FROM PUBLIC (and from other roles)".into(),
         );
     }
     report
@@ -758,15 +777,29 @@ fn grant_actions(pkg: &PackagePlan, opts: &DeployOptions, script: &mut Script) {
     let usage: BTreeSet<&String> = opts.usage.iter().chain(&pkg.manifest.usage_roles).collect();
     for role in usage {
         script.push(write::grant_usage(schema, role));
-        // The tables the package's API works on for its callers, as declared.
+        // The tables the package's API works on for its callers, as
+        // declared: a batch pointing at the manifest, so that a table that
+        // is not there is reported there.
         for grant in &pkg.manifest.table_grants {
-            script.push(Action::Sql(format!(
-                "GRANT {} ON TABLE {}.{} TO {}",
+            let sql = format!(
+                "GRANT {} ON TABLE {}.{} TO {};\n",
                 grant.privileges.join(", "),
                 quote_ident(schema),
                 quote_ident(&grant.table),
                 quote_ident(role)
-            )));
+            );
+            script.push(Action::Batch {
+                package: pkg.label(),
+                origins: vec![Origin {
+                    start: 0,
+                    len: sql.len(),
+                    file: pkg.manifest.manifest_path.clone(),
+                    line: 1,
+                    column: 1,
+                }],
+                sql,
+                marked: false,
+            });
         }
     }
     if let Some(owner) = opts.owner.as_ref().or(pkg.manifest.owner_role.as_ref()) {

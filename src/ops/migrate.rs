@@ -69,7 +69,7 @@ pub fn migrate(
         .collect();
     let mut plan = plan::plan(&opts.dir, patches, &applied, &opts.selection)?;
     let progress = read::concurrent_progress(&mut *client)?;
-    let invalid = read::invalid_indexes(&mut *client)?;
+    let invalid = read::invalid_indexes(&mut *client, true)?;
     plan.warnings
         .extend(Warning::from_database(&progress, &applied, invalid));
     for warning in &plan.warnings {

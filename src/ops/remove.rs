@@ -131,6 +131,9 @@ pub fn remove(
             .map_err(QueryError::with("cannot roll back"))?;
     } else {
         script::execute(&mut tx, &report.script, on)?;
+        if crate::db::connect::interrupted() {
+            return Err(ScriptError::Interrupted.into());
+        }
         tx.commit()
             .map_err(QueryError::with("cannot commit the removal"))?;
     }

@@ -95,7 +95,7 @@ pub fn read(
         .map(Applied::from)
         .collect();
     let progress = read::concurrent_progress(client)?;
-    let invalid = read::invalid_indexes(client)?;
+    let invalid = read::invalid_indexes(client, true)?;
     warnings.extend(
         Warning::from_database(&progress, &applied, invalid)
             .iter()

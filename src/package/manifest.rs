@@ -600,7 +600,7 @@ impl Fields<'_> {
                     named.push(known);
                 }
             }
-            if table.is_empty() {
+            if table.is_empty() || named.is_empty() {
                 return Err(self.type_error("table_grants", expected));
             }
             grants.push(TableGrant {

@@ -33,13 +33,17 @@ pub fn parse_file(path: &Path, text: &str) -> Result<Vec<Statement>, SqlError> {
     // The parser recurses once per level: give deep input a stack of its
     // own, reserved (not committed) up front, instead of overflowing ours.
     std::thread::scope(|scope| {
-        std::thread::Builder::new()
+        match std::thread::Builder::new()
             .name("pgpm-parse".into())
             .stack_size(DEEP_STACK)
             .spawn_scoped(scope, || parse_here(path, text))
-            .expect("a thread to parse on")
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        {
+            Ok(thread) => thread
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            // No room for the stack (strict overcommit): try on ours.
+            Err(_) => parse_here(path, text),
+        }
     })
 }
 
@@ -52,20 +56,21 @@ const INLINE_NESTING: usize = 200;
 /// The stack for parsing deeper input: enough for [`MAX_NESTING`] levels.
 const DEEP_STACK: usize = 512 << 20;
 
-/// The deepest parenthesis nesting in `text` and where it is reached
-/// (a byte offset). Parentheses in strings and comments count too: this
-/// only bounds what the parser's recursion needs.
+/// The deepest nesting of parentheses and brackets in `text` and where it
+/// is reached (a byte offset). Those in strings and comments count too:
+/// this only bounds what the parser's recursion needs. Nesting without
+/// them (long chains of `CASE` or unary operators) is not measured.
 fn nesting(text: &str) -> (usize, usize) {
     let (mut depth, mut max, mut at) = (0usize, 0usize, 0usize);
     for (i, b) in text.bytes().enumerate() {
         match b {
-            b'(' => {
+            b'(' | b'[' => {
                 depth += 1;
                 if depth > max {
                     (max, at) = (depth, i);
                 }
             }
-            b')' => depth = depth.saturating_sub(1),
+            b')' | b']' => depth = depth.saturating_sub(1),
             _ => {}
         }
     }

@@ -279,11 +279,20 @@ fn public_cannot_execute_package_functions() {
 
 #[test]
 fn a_role_that_may_create_in_public_cannot_hijack_a_deploy() {
+    // public as it is before PostgreSQL 15 (and after pg_upgrade from it).
+    hijack_attempt(|_| "GRANT CREATE ON SCHEMA public TO PUBLIC".into());
+    // Or with CREATE granted to one role by name.
+    hijack_attempt(|attacker| format!("GRANT CREATE ON SCHEMA public TO {attacker}"));
+}
+
+/// A role that may create in public plants an exact-match overload of a
+/// package's function there, which makes it superuser if the deploy runs it.
+fn hijack_attempt(grant: impl Fn(&str) -> String) {
     let db = TestDb::installed();
     let attacker = format!("{}_attacker", db.name);
-    // public as it is before PostgreSQL 15 (and after pg_upgrade from it).
     db.exec(&format!(
-        "CREATE ROLE {attacker} LOGIN; GRANT CREATE ON SCHEMA public TO PUBLIC;"
+        "CREATE ROLE {attacker} LOGIN; {};",
+        grant(&attacker)
     ));
     let mut evil = db
         .info
@@ -318,7 +327,7 @@ fn a_role_that_may_create_in_public_cannot_hijack_a_deploy() {
     let (code, _, stderr) = deploy(&db, &dir, &[]);
     assert_eq!(code, 0, "{stderr}");
     assert!(
-        stderr.contains("schema public is writable by every role"),
+        stderr.contains("schema public is writable by roles other than its owner"),
         "{stderr}"
     );
     let superuser: bool = db.query_scalar(&format!(
@@ -328,7 +337,7 @@ fn a_role_that_may_create_in_public_cannot_hijack_a_deploy() {
     let rate: String = db.query_scalar("SELECT rate::text FROM ledger_1_0_0.rates");
     assert_eq!(rate, "0.10000000000000000000");
     db.exec(&format!(
-        "REVOKE CREATE ON SCHEMA public FROM PUBLIC; DROP FUNCTION public.tax(int); DROP ROLE {attacker}"
+        "REVOKE CREATE ON SCHEMA public FROM PUBLIC, {attacker}; DROP FUNCTION public.tax(int); DROP ROLE {attacker}"
     ));
 }
 
@@ -1041,4 +1050,81 @@ fn a_failure_without_a_position_is_located_without_running_anything_twice() {
         "{stderr}"
     );
     assert_eq!(counter(&db), 3);
+}
+
+#[test]
+fn a_statement_that_changes_the_role_does_not_commit() {
+    let db = TestDb::installed();
+    let other = format!("{}_other", db.name);
+    db.exec(&format!("CREATE ROLE {other} SUPERUSER NOLOGIN"));
+    let ws = tempfile::tempdir().unwrap();
+    let dir = app(
+        ws.path(),
+        &format!(
+            "CREATE FUNCTION b() RETURNS int LANGUAGE sql AS 'SELECT 2';\nSELECT set_config('role', '{other}', false);\n"
+        ),
+    );
+    let before = snapshot(&db);
+    let (code, _, stderr) = deploy(&db, &dir, &[]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!("the deploy ran as postgres but ended as {other}")),
+        "{stderr}"
+    );
+    assert_eq!(snapshot(&db), before);
+    db.exec(&format!("DROP ROLE {other}"));
+}
+
+#[test]
+fn table_grants_are_checked_where_they_are_written() {
+    let db = TestDb::installed();
+    let reader = format!("{}_reader", db.name);
+    db.exec(&format!("CREATE ROLE {reader}"));
+    let ws = tempfile::tempdir().unwrap();
+    let manifest = |grants: serde_json::Value| {
+        serde_json::json!({
+            "name": "app", "version": "1.0.0", "functions_path": "functions",
+            "table_grants": grants
+        })
+    };
+    let files: &[(&str, &str)] = &[(
+        "functions/a.sql",
+        "CREATE FUNCTION a() RETURNS int LANGUAGE sql AS 'SELECT 1';\n",
+    )];
+    // No privileges named: the manifest is wrong.
+    let dir = package(
+        ws.path(),
+        "app",
+        manifest(serde_json::json!({ "t": [] })),
+        files,
+    );
+    let (code, _, stderr) = run(&["plan", dir.to_str().unwrap()]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("\"table_grants\" must be an object of table names to lists of privileges"),
+        "{stderr}"
+    );
+    // A table the package does not have: the deploy says so, at the manifest.
+    let dir = package(
+        ws.path(),
+        "app",
+        manifest(serde_json::json!({ "nope": ["SELECT"] })),
+        files,
+    );
+    let before = snapshot(&db);
+    let (code, _, stderr) = deploy(&db, &dir, &["--usage", &reader]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{}:1:1: statement failed",
+            dir.join("package.json").display()
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("relation \"app_1_0_0.nope\" does not exist"),
+        "{stderr}"
+    );
+    assert_eq!(snapshot(&db), before);
+    db.exec(&format!("DROP ROLE {reader}"));
 }
