@@ -7,6 +7,10 @@
 //! `config.json` is read by the same rules plus its own spellings (`class`,
 //! `user_roles`, comma-separated folder lists, `01_04_00` versions), so old
 //! packages keep working unchanged.
+//!
+//! Over 800 lines, 165 of them tests: one validation (and one message) per
+//! key of two dialects, kept in one place so that the rules for a key are
+//! read together.
 
 use std::fmt;
 use std::path::{Component, Path, PathBuf};

@@ -1,0 +1,370 @@
+//! The actions of one package in a deploy's script: what happens to its
+//! schema, its statements in batches, its grants, its catalog rows and the
+//! notification.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+
+use postgres::GenericClient;
+
+use super::{DeployError, DeployOptions, DeployReport, Mode, OutcomeKind, Result};
+use crate::catalog::read::{self, TargetState};
+use crate::catalog::write::{self, PackageRecord};
+use crate::db::marks;
+use crate::db::quote::quote_ident;
+use crate::db::script::{Action, Origin, Script};
+use crate::package::manifest::Phase;
+use crate::plan::PackagePlan;
+use crate::sql::Statement;
+
+/// How a package's statements run: whether `public` is on their path, and
+/// whether their batches carry progress marks.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Paths {
+    pub(super) public: bool,
+    pub(super) marked: bool,
+}
+
+pub(super) fn prepare_package(
+    client: &mut impl GenericClient,
+    pkg: &PackagePlan,
+    target: &TargetState,
+    only_files: Option<&BTreeSet<PathBuf>>,
+    opts: &DeployOptions,
+    how: Paths,
+    report: &mut DeployReport,
+) -> Result<OutcomeKind> {
+    let mode = if only_files.is_some() {
+        Mode::Overwrite
+    } else {
+        opts.mode
+    };
+    let kind = schema_actions(client, pkg, target, mode, how.public, report)?;
+    let fresh_schema = !matches!(kind, OutcomeKind::Overwritten);
+    let kind = if only_files.is_some() {
+        OutcomeKind::Files
+    } else {
+        kind
+    };
+    let script = &mut report.script;
+    statement_actions(
+        client,
+        pkg,
+        fresh_schema,
+        mode,
+        only_files,
+        how.marked,
+        script,
+    )?;
+    grant_actions(pkg, opts, script);
+    catalog_actions(pkg, target, fresh_schema, only_files, opts, script);
+    script.push(write::notify_deploy(
+        &pgpm_client::protocol::DeployPayload {
+            package: pkg.manifest.name.clone(),
+            version: pkg.manifest.version.to_string(),
+            schema: pkg.schema.clone(),
+            mode: Some(mode.as_str().into()),
+        },
+    ));
+    Ok(kind)
+}
+
+/// What happens to the package's schema: rename, drop, create, and the
+/// `search_path` its statements run with. Returns what this deploy does to
+/// the schema; all but [`OutcomeKind::Overwritten`] mean the schema is
+/// created in this deploy (and so gets all its table scripts).
+fn schema_actions(
+    client: &mut impl GenericClient,
+    pkg: &PackagePlan,
+    target: &TargetState,
+    mode: Mode,
+    public_path: bool,
+    report: &mut DeployReport,
+) -> Result<OutcomeKind> {
+    let label = pkg.label();
+    let mut kind = if target.exists {
+        OutcomeKind::Overwritten
+    } else {
+        OutcomeKind::Created
+    };
+    let script = &mut report.script;
+    script.push(Action::Note(format!(
+        "package {label}{}",
+        pkg.schema
+            .as_ref()
+            .map(|s| format!(" -> schema {s}"))
+            .unwrap_or_else(|| " (database scope)".into())
+    )));
+    let Some(schema) = &pkg.schema else {
+        script.push(Action::Sql("SET LOCAL search_path TO DEFAULT".into()));
+        return Ok(kind);
+    };
+    let q = quote_ident(schema);
+    if !target.exists && target.package.is_some() {
+        // Dropped by hand: the catalog's row and table scripts go with it.
+        report.warnings.push(format!(
+            "{label}: schema {schema} was dropped outside pgpm; it is created again"
+        ));
+        script.push(write::mark_schema_removed(schema));
+        script.push(write::forget_table_scripts(schema));
+    }
+    if target.exists {
+        match mode {
+            Mode::Safe | Mode::Overwrite => {}
+            Mode::Moderate => {
+                let n = read::free_revision(client, schema)?;
+                let renamed = format!("{schema}_{n}");
+                script.push(Action::Sql(format!(
+                    "ALTER SCHEMA {q} RENAME TO {}",
+                    quote_ident(&renamed)
+                )));
+                script
+                    .actions
+                    .extend(write::record_rename(schema, &renamed, n));
+                report.warnings.push(format!(
+                    "{label}: the existing schema {schema} is kept as old revision {renamed}"
+                ));
+                kind = OutcomeKind::Renamed { to: renamed };
+            }
+            Mode::Unsafe => {
+                for object in read::cascade_victims(client, schema)? {
+                    report.warnings.push(format!(
+                        "{label}: dropping schema {schema} also drops {object}"
+                    ));
+                }
+                script.push(Action::Sql(format!("DROP SCHEMA {q} CASCADE")));
+                script.actions.extend(write::record_drop(schema));
+                kind = OutcomeKind::Dropped;
+            }
+        }
+    }
+    if kind != OutcomeKind::Overwritten {
+        script.push(Action::Sql(format!("CREATE SCHEMA {q}")));
+        script.push(Action::Sql(format!("REVOKE ALL ON SCHEMA {q} FROM PUBLIC")));
+    }
+    let mut path = vec![q];
+    path.extend(
+        pkg.dependencies
+            .iter()
+            .filter_map(|d| d.schema.as_deref())
+            .map(quote_ident),
+    );
+    // pg_catalog is searched first implicitly, so built-ins cannot be
+    // shadowed; public comes last, and only when no role may create in it.
+    if public_path {
+        path.push("public".into());
+    }
+    script.push(Action::Sql(format!(
+        "SET LOCAL search_path TO {}",
+        path.join(", ")
+    )));
+    Ok(kind)
+}
+
+/// The package's statements, phase by phase; table scripts only when not
+/// applied to this schema yet (a changed one is an error).
+fn statement_actions(
+    client: &mut impl GenericClient,
+    pkg: &PackagePlan,
+    fresh_schema: bool,
+    mode: Mode,
+    only_files: Option<&BTreeSet<PathBuf>>,
+    marked: bool,
+    script: &mut Script,
+) -> Result<()> {
+    let name = &pkg.manifest.name;
+    let target = pkg.schema.clone().unwrap_or_default();
+    // Table scripts: once per package, target schema and file.
+    let applied = if fresh_schema {
+        HashMap::new()
+    } else {
+        read::applied_table_scripts(client, name, &target)?
+    };
+    for phase in &pkg.phases {
+        if phase.phase == Phase::Tables {
+            for table in pkg.table_scripts() {
+                if only_files.is_some_and(|f| !f.contains(table.path)) {
+                    continue;
+                }
+                let rerun = only_files.is_some();
+                match applied.get(table.path) {
+                    Some(a) if a.checksum == table.checksum && !rerun => continue,
+                    Some(a) if !rerun && mode != Mode::Unsafe => {
+                        return Err(DeployError::TableScriptChanged {
+                            package: pkg.label(),
+                            schema: target,
+                            file: table.path.to_path_buf(),
+                            applied_at: a.applied_at.clone(),
+                        });
+                    }
+                    _ => {}
+                }
+                push_batch(script, pkg, table.statements.iter(), marked);
+                script.push(write::record_table_script(
+                    name,
+                    &target,
+                    &table.path.to_string_lossy(),
+                    table.checksum,
+                ));
+            }
+            continue;
+        }
+        let statements = phase
+            .statements
+            .iter()
+            .filter(|s| only_files.is_none_or(|f| f.contains(&s.file)));
+        push_batch(script, pkg, statements, marked);
+    }
+    Ok(())
+}
+
+/// Usage grants and ownership of the package's schema.
+fn grant_actions(pkg: &PackagePlan, opts: &DeployOptions, script: &mut Script) {
+    let Some(schema) = &pkg.schema else { return };
+    // Functions are executable by PUBLIC when created; a package's are not.
+    script.push(Action::Sql(format!(
+        "REVOKE EXECUTE ON ALL ROUTINES IN SCHEMA {} FROM PUBLIC",
+        quote_ident(schema)
+    )));
+    let usage: BTreeSet<&String> = opts.usage.iter().chain(&pkg.manifest.usage_roles).collect();
+    for role in usage {
+        script.push(write::grant_usage(schema, role));
+        // The tables the package's API works on for its callers, as
+        // declared: a batch pointing at the manifest, so that a table that
+        // is not there is reported there.
+        for grant in &pkg.manifest.table_grants {
+            let sql = format!(
+                "GRANT {} ON TABLE {}.{} TO {};\n",
+                grant.privileges.join(", "),
+                quote_ident(schema),
+                quote_ident(&grant.table),
+                quote_ident(role)
+            );
+            script.push(Action::Batch {
+                package: pkg.label(),
+                origins: vec![Origin {
+                    start: 0,
+                    len: sql.len(),
+                    file: pkg.manifest.manifest_path.clone(),
+                    line: 1,
+                    column: 1,
+                }],
+                sql,
+                marked: false,
+            });
+        }
+    }
+    if let Some(owner) = opts.owner.as_ref().or(pkg.manifest.owner_role.as_ref()) {
+        script.push(write::set_owner(schema, owner));
+    }
+}
+
+/// The package's catalog rows: the package, its dependencies, what this
+/// deployment did to it.
+fn catalog_actions(
+    pkg: &PackagePlan,
+    target: &TargetState,
+    fresh_schema: bool,
+    only_files: Option<&BTreeSet<PathBuf>>,
+    opts: &DeployOptions,
+    script: &mut Script,
+) {
+    let m = &pkg.manifest;
+    let version = m.version.to_string();
+    let record = PackageRecord {
+        name: m.name.clone(),
+        version: m.version.clone(),
+        subclass: m.subclass.as_str(),
+        scope: m.scope.as_str(),
+        schema: pkg.schema.clone(),
+        description: m.description.clone(),
+        license: m.license.clone(),
+        owner_role: opts.owner.clone().or(m.owner_role.clone()),
+        // Only part of the package is deployed: never "up to date" afterwards.
+        checksum: match only_files {
+            Some(_) => format!("partial:{}", pkg.checksum),
+            None => pkg.checksum.clone(),
+        },
+    };
+    let same_row = target
+        .package
+        .as_ref()
+        .filter(|p| p.name == m.name && p.version == version && !fresh_schema);
+    if let Some(row) = same_row {
+        let action = if only_files.is_some() {
+            "files"
+        } else {
+            "overwritten"
+        };
+        script
+            .actions
+            .extend(write::update_package(row.id, &record, action));
+        return;
+    }
+    if !fresh_schema && target.package.is_some() {
+        // Overwriting another version's schema: that version is gone.
+        script.push(write::mark_schema_removed(
+            pkg.schema.as_deref().unwrap_or_default(),
+        ));
+    }
+    if pkg.schema.is_none() {
+        script.push(write::mark_database_scope_removed(&m.name));
+    }
+    let dependencies: Vec<(String, String, String)> = pkg
+        .dependencies
+        .iter()
+        .map(|d| (d.name.clone(), d.version.to_string(), d.requirement.clone()))
+        .collect();
+    script
+        .actions
+        .extend(write::insert_package(&record, &dependencies));
+}
+
+/// Appends one batch of statements. Statements' origins name the file as
+/// found on disk (the package folder joined with the file), like every
+/// other error that points at a file.
+fn push_batch<'a>(
+    script: &mut Script,
+    pkg: &PackagePlan,
+    statements: impl Iterator<Item = &'a Statement>,
+    marked: bool,
+) {
+    let statements: Vec<&Statement> = statements.collect();
+    // Batches that only define objects are located by running them again
+    // (nothing shows); the others carry progress marks.
+    let marked = marked && statements.iter().any(|s| s.runs_code());
+    let mut sql = String::new();
+    if marked {
+        sql.push_str(&marks::reset());
+    }
+    let mark = marks::mark();
+    let mut origins = Vec::new();
+    for stmt in statements {
+        let start = sql.len();
+        sql.push_str(&stmt.sql);
+        let len = stmt.sql.len();
+        if !stmt.sql.trim_end().ends_with(';') {
+            sql.push(';');
+        }
+        sql.push('\n');
+        if marked {
+            sql.push_str(&mark);
+        }
+        origins.push(Origin {
+            start,
+            len,
+            file: pkg.manifest.dir.join(&stmt.file),
+            line: stmt.line,
+            column: stmt.column,
+        });
+    }
+    if origins.is_empty() {
+        return;
+    }
+    script.push(Action::Batch {
+        package: pkg.label(),
+        sql,
+        origins,
+        marked,
+    });
+}
