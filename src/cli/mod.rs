@@ -212,6 +212,9 @@ fn plan(args: PlanArgs) -> Result<()> {
             (plan, Some(existing))
         }
     };
+    for warning in deploy::not_sql_warnings(&plan) {
+        eprintln!("warning: {warning}");
+    }
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if args.json {
         serde_json::to_writer_pretty(&mut out, &render::plan_json(&plan, existing.as_ref()))

@@ -126,6 +126,8 @@ impl Serialize for PackageJson<'_> {
         map.serialize_entry("description", &m.description)?;
         map.serialize_entry("checksum", &p.checksum)?;
         map.serialize_entry("notes", &p.notes)?;
+        let not_sql: Vec<String> = p.not_sql.iter().map(|f| slash_path(f)).collect();
+        map.serialize_entry("not_sql", &not_sql)?;
         let dependencies: Vec<Value> = p
             .dependencies
             .iter()

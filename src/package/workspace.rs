@@ -107,6 +107,10 @@ pub struct Package {
     /// SHA-256 over the manifest and every SQL file (relative path with `/`
     /// separators, then normalised content), files in natural path order.
     pub checksum: String,
+    /// Files in the package's folders that are not deployed because they
+    /// are not `*.sql` (hidden ones aside), relative to the package
+    /// directory, in natural path order: said, never skipped silently.
+    pub not_sql: Vec<PathBuf>,
 }
 
 /// One SQL file of a package.
@@ -126,7 +130,7 @@ impl Package {
     pub fn load(manifest_path: &Path) -> Result<Package> {
         let bytes = std::fs::read(manifest_path).map_err(WorkspaceError::io(manifest_path))?;
         let manifest = Manifest::from_bytes(manifest_path, &bytes)?;
-        let files = sql_files(&manifest)?;
+        let (files, not_sql) = sql_files(&manifest)?;
         let mut sorted: Vec<&SourceFile> = files.iter().collect();
         sorted.sort_by(|a, b| natural_path_cmp(&a.path, &b.path));
         let mut hasher = checksum::Hasher::new();
@@ -139,6 +143,7 @@ impl Package {
             manifest,
             files,
             checksum: hasher.finish(),
+            not_sql,
         })
     }
 }
@@ -237,9 +242,10 @@ fn walk_error(root: &Path, e: walkdir::Error) -> WorkspaceError {
 }
 
 /// The `*.sql` files of every phase's folders, read and checksummed.
-fn sql_files(manifest: &Manifest) -> Result<Vec<SourceFile>> {
+fn sql_files(manifest: &Manifest) -> Result<(Vec<SourceFile>, Vec<PathBuf>)> {
     let mut claimed: HashMap<PathBuf, Phase> = HashMap::new();
     let mut files = Vec::new();
+    let mut not_sql: Vec<PathBuf> = Vec::new();
     for phase in Phase::ALL {
         let mut paths: Vec<PathBuf> = Vec::new();
         for folder in manifest.folders(phase) {
@@ -253,8 +259,7 @@ fn sql_files(manifest: &Manifest) -> Result<Vec<SourceFile>> {
                 .filter_entry(|e| !e.file_type().is_dir() || !skipped_dir(e.file_name()));
             for entry in walk {
                 let entry = entry.map_err(|e| walk_error(&dir, e))?;
-                let is_sql = entry.path().extension().is_some_and(|e| e == "sql");
-                if !entry.file_type().is_file() || !is_sql {
+                if !entry.file_type().is_file() {
                     continue;
                 }
                 let relative = folder.join(entry.path().strip_prefix(&dir).unwrap_or(entry.path()));
@@ -262,6 +267,20 @@ fn sql_files(manifest: &Manifest) -> Result<Vec<SourceFile>> {
                     .components()
                     .filter(|c| !matches!(c, std::path::Component::CurDir))
                     .collect();
+                // `*.sql` in any case; other files, hidden ones aside, are
+                // listed so that nothing is left out without a word.
+                let is_sql = entry
+                    .path()
+                    .extension()
+                    .is_some_and(|e| e.eq_ignore_ascii_case("sql"));
+                if !is_sql {
+                    if !entry.file_name().to_string_lossy().starts_with('.')
+                        && !not_sql.contains(&relative)
+                    {
+                        not_sql.push(relative);
+                    }
+                    continue;
+                }
                 if let Some(&first) = claimed.get(&relative) {
                     if first != phase {
                         return Err(WorkspaceError::FileInTwoPhases {
@@ -282,7 +301,8 @@ fn sql_files(manifest: &Manifest) -> Result<Vec<SourceFile>> {
             files.push(read_sql(manifest, phase, path)?);
         }
     }
-    Ok(files)
+    not_sql.sort_by(|a, b| natural_path_cmp(a, b));
+    Ok((files, not_sql))
 }
 
 fn read_sql(manifest: &Manifest, phase: Phase, path: PathBuf) -> Result<SourceFile> {

@@ -87,6 +87,9 @@ pub struct PackagePlan {
     /// What planning changed in the package's files and says so: a
     /// `BEGIN` ... `COMMIT` wrapper dropped from a file.
     pub notes: Vec<String>,
+    /// Files of the package's folders that are not `*.sql` and so are not
+    /// deployed, relative to the package directory.
+    pub not_sql: Vec<PathBuf>,
     /// SHA-256 over the manifest and every SQL file; see [`Package::checksum`].
     pub checksum: String,
 }
@@ -201,6 +204,7 @@ pub fn build(
             };
             PackagePlan {
                 notes,
+                not_sql: package.not_sql,
                 schema: package.manifest.schema().map(str::to_string),
                 manifest: package.manifest,
                 dependencies: dependencies[i].take().unwrap_or_default(),

@@ -249,3 +249,53 @@ fn two_packages_that_would_share_a_schema_are_named_as_such() {
     );
     assert!(!stderr.contains("a basic package"), "{stderr}");
 }
+
+#[test]
+fn files_that_are_not_sql_are_named_never_skipped_silently() {
+    let db = TestDb::installed();
+    let ws = tempfile::tempdir().unwrap();
+    let dir = package(
+        ws.path(),
+        "app",
+        serde_json::json!({ "name": "app", "version": "1.0.0", "functions_path": "functions" }),
+        &[
+            (
+                "functions/a.sql",
+                "CREATE FUNCTION a() RETURNS int LANGUAGE sql AS 'SELECT 1';\n",
+            ),
+            (
+                "functions/B.SQL",
+                "CREATE FUNCTION b() RETURNS int LANGUAGE sql AS 'SELECT 2';\n",
+            ),
+            (
+                "functions/c.pgsql",
+                "CREATE FUNCTION c() RETURNS int LANGUAGE sql AS 'SELECT 3';\n",
+            ),
+            ("functions/notes", "to do\n"),
+            ("functions/.keep", ""),
+        ],
+    );
+    let path = dir.to_str().unwrap();
+    for args in [vec!["plan", path], vec!["deploy", path, &db.conn_string()]] {
+        let (code, stdout, stderr) = output(pgpm().args(&args).assert());
+        assert_eq!(code, 0, "{args:?}: {stderr}");
+        for file in ["functions/c.pgsql", "functions/notes"] {
+            assert!(
+                stderr.contains(&format!(
+                    "warning: app 1.0.0: {} is not deployed: only *.sql files are",
+                    dir.join(file).display()
+                )),
+                "{args:?}: {stderr}"
+            );
+        }
+        assert!(!stderr.contains(".keep"), "{stderr}");
+        if args[0] == "plan" {
+            assert!(
+                stdout.contains("functions/B.SQL:1  create function b"),
+                "{stdout}"
+            );
+        }
+    }
+    let b: i32 = db.query_scalar("SELECT app_1_0_0.b()");
+    assert_eq!(b, 2);
+}

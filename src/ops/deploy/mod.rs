@@ -332,6 +332,7 @@ fn prepare(
         package: None,
     };
 
+    report.warnings.extend(not_sql_warnings(plan));
     let mut work = Vec::new();
     for pkg in &plan.packages {
         let label = pkg.label();
@@ -459,6 +460,23 @@ fn outcome(pkg: &PackagePlan, kind: OutcomeKind) -> PackageOutcome {
         schema: pkg.schema.clone(),
         kind,
     }
+}
+
+/// What a plan leaves out because it is not `*.sql`, as warnings naming
+/// each file as found on disk.
+pub fn not_sql_warnings(plan: &Plan) -> Vec<String> {
+    plan.packages
+        .iter()
+        .flat_map(|pkg| {
+            pkg.not_sql.iter().map(move |file| {
+                format!(
+                    "{}: {} is not deployed: only *.sql files are (rename it to end in .sql, or move it out of the package's folders)",
+                    pkg.label(),
+                    pkg.manifest.dir.join(file).display()
+                )
+            })
+        })
+        .collect()
 }
 
 /// Refuses what the server cannot run, before anything runs: routines with
