@@ -64,6 +64,9 @@ pub struct Statement {
     /// A routine with a SQL-standard body (`BEGIN ATOMIC ... END` or
     /// `RETURN expr`), which PostgreSQL accepts from version 14 on.
     pub standard_body: bool,
+    /// What a `DROP` removes: every statement that creates or uses one of
+    /// these runs after it.
+    pub drops: Vec<ObjectName>,
 }
 
 impl Statement {

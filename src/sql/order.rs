@@ -33,6 +33,15 @@ pub fn order(statements: Vec<Statement>) -> Result<Vec<Statement>, SqlError> {
         }
     }
     let shell: Vec<bool> = statements.iter().map(is_shell_type).collect();
+    let mut droppers: Definers = HashMap::new();
+    for (index, statement) in statements.iter().enumerate() {
+        for name in &statement.drops {
+            droppers
+                .entry((name.namespace, name.name.as_str()))
+                .or_default()
+                .push((name.schema.as_deref(), index));
+        }
+    }
 
     // deps[i]: statements i must come after, ascending and distinct.
     let mut deps: Vec<Vec<usize>> = vec![Vec::new(); count];
@@ -57,6 +66,24 @@ pub fn order(statements: Vec<Statement>) -> Result<Vec<Statement>, SqlError> {
                     }
                 }
             }
+        }
+        // A DROP of a name runs before every statement that creates or
+        // uses it, or the object would be gone after the deploy.
+        for name in statement.defines.iter().chain(&statement.references) {
+            let Some(drops) = droppers.get(&(name.namespace, name.name.as_str())) else {
+                continue;
+            };
+            targets.extend(
+                drops
+                    .iter()
+                    .filter(|(schema, other)| {
+                        *other != index
+                            && (name.schema.is_none()
+                                || schema.is_none()
+                                || name.schema.as_deref() == *schema)
+                    })
+                    .map(|&(_, other)| other),
+            );
         }
         targets.sort_unstable();
         targets.dedup();

@@ -12,6 +12,7 @@ pub(super) struct Analysis {
     pub(super) defines: Vec<ObjectName>,
     pub(super) references: Vec<ObjectName>,
     pub(super) standard_body: bool,
+    pub(super) drops: Vec<ObjectName>,
 }
 
 /// Classifies one top-level statement and collects its names.
@@ -148,12 +149,53 @@ pub(super) fn analyze(node: &SyntaxNode, first_token: SyntaxKind) -> Analysis {
     ) && node
         .children()
         .any(|c| matches!(c.kind(), SyntaxKind::RETURN_STMT | SyntaxKind::ATOMIC_BODY));
+    let drops = match kind {
+        StatementKind::Drop(dropped) => dropped_names(node, dropped),
+        _ => Vec::new(),
+    };
     Analysis {
+        drops,
         standard_body,
         kind,
         defines,
         references: refs.names,
     }
+}
+
+/// The names a `DROP` removes: its top-level name references (not the
+/// argument types of a routine signature), in the namespace of what it
+/// drops; a dropped table or view also takes its row type.
+fn dropped_names(node: &SyntaxNode, kind: ObjectKind) -> Vec<ObjectName> {
+    let namespaces: &[Namespace] = match kind {
+        ObjectKind::Function | ObjectKind::Procedure | ObjectKind::Aggregate => {
+            &[Namespace::Routine]
+        }
+        ObjectKind::Type | ObjectKind::Domain => &[Namespace::Type],
+        ObjectKind::Table | ObjectKind::View | ObjectKind::MaterializedView => {
+            &[Namespace::Relation, Namespace::Type]
+        }
+        ObjectKind::Sequence | ObjectKind::Index => &[Namespace::Relation],
+        ObjectKind::Schema => &[Namespace::Schema],
+        _ => return Vec::new(),
+    };
+    let mut names = Vec::new();
+    let mut stack: Vec<SyntaxNode> = node.children().collect();
+    while let Some(child) = stack.pop() {
+        match child.kind() {
+            SyntaxKind::PARAM_LIST => {}
+            SyntaxKind::PATH_REF => {
+                if let Some((schema, name)) =
+                    ast::PathRef::cast(child.clone()).and_then(|p| path_ref_parts(&p))
+                {
+                    for namespace in namespaces {
+                        names.push(ObjectName::new(*namespace, schema.as_deref(), &name));
+                    }
+                }
+            }
+            _ => stack.extend(child.children()),
+        }
+    }
+    names
 }
 
 fn drop_kind(kind: SyntaxKind) -> ObjectKind {

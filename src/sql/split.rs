@@ -118,6 +118,7 @@ fn parse_here(path: &Path, text: &str) -> Result<Vec<Statement>, SqlError> {
             defines: analysis.defines,
             references: analysis.references,
             standard_body: analysis.standard_body,
+            drops: analysis.drops,
         });
     }
     Ok(statements)

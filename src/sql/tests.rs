@@ -782,3 +782,31 @@ fn deep_nesting_parses_on_a_stack_of_its_own_or_is_refused() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn a_drop_runs_before_whatever_creates_or_uses_what_it_drops() {
+    let order = ordered(&[(
+        "a.sql",
+        "create function f() returns int language sql return 1;\n\
+         create view v as select f();\n\
+         drop view if exists v;\n\
+         drop function if exists public.f();",
+    )])
+    .unwrap();
+    assert_eq!(
+        order,
+        [
+            "drop view if exists v;",
+            "drop function if exists public.f();",
+            "f",
+            "v"
+        ]
+    );
+    // The argument types of a signature are not dropped.
+    let order = ordered(&[(
+        "a.sql",
+        "create type t as (a int);\ndrop function if exists g(t);",
+    )])
+    .unwrap();
+    assert_eq!(order, ["t", "drop function if exists g(t);"]);
+}

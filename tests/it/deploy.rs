@@ -655,3 +655,42 @@ fn a_database_scope_package_is_not_run_twice_in_safe_mode() {
     );
     assert_eq!(rows, "-:true");
 }
+
+#[test]
+fn a_drop_in_any_file_runs_before_the_create_of_what_it_drops() {
+    // Three orders of the same files: the drop first, between, last.
+    for (drop, create, view) in [
+        ("1_drop.sql", "2_create.sql", "3_view.sql"),
+        ("2_drop.sql", "1_create.sql", "3_view.sql"),
+        ("3_drop.sql", "1_create.sql", "2_view.sql"),
+    ] {
+        let db = TestDb::installed();
+        let ws = tempfile::tempdir().unwrap();
+        let dir = package(
+            ws.path(),
+            "app",
+            serde_json::json!({ "name": "app", "version": "1.0.0", "functions_path": "functions" }),
+            &[
+                (
+                    &format!("functions/{drop}"),
+                    "DROP FUNCTION IF EXISTS total(int);\nDROP FUNCTION IF EXISTS doubled();\n",
+                ),
+                (
+                    &format!("functions/{create}"),
+                    "CREATE FUNCTION total(n int) RETURNS int LANGUAGE sql AS 'SELECT n + 1';\n",
+                ),
+                (
+                    &format!("functions/{view}"),
+                    "CREATE FUNCTION doubled() RETURNS int LANGUAGE sql AS 'SELECT total(1) * 2';\n",
+                ),
+            ],
+        );
+        let (code, _, stderr) = deploy(&db, &dir, &[]);
+        assert_eq!(code, 0, "{drop}: {stderr}");
+        // Both functions are there after the deploy, and work.
+        let mut client = db.connect();
+        client.batch_execute("SET search_path = app_1_0_0").unwrap();
+        let doubled: i32 = client.query_one("SELECT doubled()", &[]).unwrap().get(0);
+        assert_eq!(doubled, 4, "{drop}");
+    }
+}
