@@ -31,6 +31,17 @@ pub enum PlanError {
     Sql(#[from] SqlError),
     #[error(transparent)]
     Resolve(#[from] ResolveError),
+    /// A package file holds a statement that cannot run in a transaction.
+    #[error(
+        "{}:{line}:{column}: {command} cannot run inside a transaction, and a deploy is one: put it in a concurrent patch (patch-MAJOR-MINOR-POINT-concurrent.sql), which migrate runs outside one",
+        file.display()
+    )]
+    OutsideTransaction {
+        file: PathBuf,
+        line: usize,
+        column: usize,
+        command: &'static str,
+    },
     /// A package file would act on the session that runs the deploy.
     #[error(
         "{}:{line}:{column}: {statement}: {}",
@@ -306,6 +317,17 @@ fn package_phases(
                     "{}: its BEGIN ... COMMIT wrapper is left out: the whole deploy runs in one transaction",
                     dir.join(&file.path).display()
                 ));
+            }
+            if let Some((stmt, command)) = parsed
+                .iter()
+                .find_map(|s| s.outside_transaction().map(|c| (s, c)))
+            {
+                return Err(PlanError::OutsideTransaction {
+                    file: stmt.file.clone(),
+                    line: stmt.line,
+                    column: stmt.column,
+                    command,
+                });
             }
             if let Some(stmt) = parsed.iter().find(|s| s.session_control().is_some()) {
                 return Err(PlanError::SessionControl {

@@ -108,6 +108,38 @@ impl Statement {
         }
     }
 
+    /// The command, when the statement cannot run inside a transaction
+    /// block (`CREATE INDEX CONCURRENTLY`, `VACUUM`, ...): a deploy is one
+    /// transaction, so such statements belong in a concurrent patch.
+    pub fn outside_transaction(&self) -> Option<&'static str> {
+        let words: Vec<String> = self
+            .sql
+            .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+            .filter(|w| !w.is_empty())
+            .take(4)
+            .map(str::to_ascii_uppercase)
+            .collect();
+        let word = |i: usize| words.get(i).map(String::as_str).unwrap_or("");
+        let concurrently = words.iter().any(|w| w == "CONCURRENTLY");
+        match (word(0), word(1)) {
+            ("CREATE", "INDEX") | ("CREATE", "UNIQUE") if concurrently => {
+                Some("CREATE INDEX CONCURRENTLY")
+            }
+            ("DROP", "INDEX") if concurrently => Some("DROP INDEX CONCURRENTLY"),
+            ("REINDEX", _) if concurrently => Some("REINDEX CONCURRENTLY"),
+            ("REINDEX", "DATABASE" | "SYSTEM") => Some("REINDEX DATABASE"),
+            ("VACUUM", _) => Some("VACUUM"),
+            ("CREATE", "DATABASE") => Some("CREATE DATABASE"),
+            ("DROP", "DATABASE") => Some("DROP DATABASE"),
+            ("CREATE", "TABLESPACE") => Some("CREATE TABLESPACE"),
+            ("DROP", "TABLESPACE") => Some("DROP TABLESPACE"),
+            ("ALTER", "SYSTEM") => Some("ALTER SYSTEM"),
+            ("CREATE", "SUBSCRIPTION") => Some("CREATE SUBSCRIPTION"),
+            ("DROP", "SUBSCRIPTION") => Some("DROP SUBSCRIPTION"),
+            _ => None,
+        }
+    }
+
     /// The statement on one line, cut after `max` characters, for messages.
     pub fn excerpt(&self, max: usize) -> String {
         let one_line = self.sql.split_whitespace().collect::<Vec<_>>().join(" ");

@@ -82,12 +82,13 @@ fn parse_here(path: &Path, text: &str) -> Result<Vec<Statement>, SqlError> {
     let lines = LineIndex::new(text);
     if let Some(error) = parse.errors().into_iter().next() {
         let offset = usize::from(error.range().start());
+        let (offset, message) = explain(text, offset, error.message());
         let (line, column) = lines.line_col(text, offset);
         return Err(SqlError::Syntax {
             file: path.to_owned(),
             line,
             column,
-            message: format!("{}{}", readable(error.message()), near(text, offset)),
+            message,
         });
     }
     let mut statements = Vec::new();
@@ -148,6 +149,84 @@ fn readable(message: &str) -> String {
         .map(|word| token(word).unwrap_or_else(|| word.to_string()))
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// What a syntax error at `offset` means to the user, and where it is.
+///
+/// The parser stops at the start of a statement it cannot read ("expected
+/// command"). When that is a psql meta-command, inline `COPY ... FROM
+/// stdin` data, or a known leading keyword followed by a misspelt one
+/// (`CREATE FUNCTON`), say so, at the word the user wrote wrong, as
+/// PostgreSQL would.
+fn explain(text: &str, offset: usize, message: &str) -> (usize, String) {
+    let rest = text.get(offset..).unwrap_or("");
+    if rest.starts_with(':')
+        && rest[1..].starts_with(|c: char| c.is_ascii_alphabetic() || c == '\'' || c == '"')
+    {
+        return (
+            offset,
+            format!(
+                "psql variable {}: pgpm sends files to the server, not to psql; write the value itself",
+                near(text, offset).trim_start()
+            ),
+        );
+    }
+    if message.contains("expected command") {
+        if rest.starts_with('\\') {
+            return (
+                offset,
+                format!(
+                    "psql meta-command {}: pgpm sends files to the server, not to psql; include files through the manifest's folders, and write values instead of psql variables",
+                    near(text, offset).trim_start()
+                ),
+            );
+        }
+        if let Some(copy) = copy_from_stdin_before(text, offset) {
+            return (
+                copy,
+                "COPY ... FROM stdin with its data inline is psql's protocol, not SQL: write the rows as INSERT ... VALUES (or load them with a patch)".into(),
+            );
+        }
+        let first: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphabetic())
+            .collect();
+        if ["CREATE", "ALTER", "DROP", "COMMENT", "GRANT", "REVOKE"]
+            .iter()
+            .any(|k| k.eq_ignore_ascii_case(&first))
+        {
+            let after = &rest[first.len()..];
+            let next = offset + first.len() + (after.len() - after.trim_start().len());
+            if text[next..].starts_with(|c: char| c.is_ascii_alphabetic()) {
+                let word: String = text[next..]
+                    .chars()
+                    .take_while(|c| !c.is_whitespace() && *c != '(')
+                    .take(30)
+                    .collect();
+                return (next, format!("at or near \"{word}\""));
+            }
+        }
+    }
+    (
+        offset,
+        format!("{}{}", readable(message), near(text, offset)),
+    )
+}
+
+/// The offset of a `COPY ... FROM stdin` statement that ends before
+/// `offset`, when there is one: the data after it is what cannot parse.
+fn copy_from_stdin_before(text: &str, offset: usize) -> Option<usize> {
+    let before = &text[..offset.min(text.len())];
+    let upper = before.to_ascii_uppercase();
+    let at = upper.rfind("COPY ")?;
+    let statement = &upper[at..];
+    let end = statement.find(';').unwrap_or(statement.len());
+    statement[..end]
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .windows(2)
+        .any(|w| w[0] == "FROM" && w[1].trim_end_matches(';') == "STDIN")
+        .then_some(at)
 }
 
 /// ` (at or near "word")` for an error message, like PostgreSQL says it.

@@ -299,3 +299,45 @@ fn files_that_are_not_sql_are_named_never_skipped_silently() {
     let b: i32 = db.query_scalar("SELECT app_1_0_0.b()");
     assert_eq!(b, 2);
 }
+
+#[test]
+fn what_cannot_run_in_a_deploy_is_said_at_plan_time_with_the_way_out() {
+    let ws = tempfile::tempdir().unwrap();
+    for (i, (sql, at, expected)) in [
+        (
+            "SELECT 1;\nCREATE FUNCTON f() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;\n",
+            "2:8",
+            "syntax error: at or near \"FUNCTON\"",
+        ),
+        (
+            "CREATE TABLE t (a int);\nCOPY t FROM stdin;\n1\n\\.\n",
+            "2:1",
+            "COPY ... FROM stdin with its data inline is psql's protocol",
+        ),
+        ("\\i other.sql\nSELECT 1;\n", "1:1", "psql meta-command (at or near \"\\i\")"),
+        ("SELECT :limit;\n", "1:8", "psql variable (at or near \":limit;\")"),
+        (
+            "CREATE TABLE t (a int);\nCREATE UNIQUE INDEX CONCURRENTLY i ON t (a);\n",
+            "2:1",
+            "CREATE INDEX CONCURRENTLY cannot run inside a transaction, and a deploy is one: put it in a concurrent patch",
+        ),
+        ("VACUUM ANALYZE;\n", "1:1", "VACUUM cannot run inside a transaction"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let dir = package(
+            ws.path(),
+            &format!("p{i}"),
+            serde_json::json!({ "name": format!("p{i}"), "version": "1.0.0", "tables_path": "t" }),
+            &[("t/a.sql", sql)],
+        );
+        let (code, _, stderr) = output(pgpm().args(["plan", dir.to_str().unwrap()]).assert());
+        assert_eq!(code, 1, "{sql}: {stderr}");
+        let file = dir.join("t/a.sql");
+        assert!(
+            stderr.contains(&format!("{}:{at}: ", file.display())) && stderr.contains(expected),
+            "{sql}: {stderr}"
+        );
+    }
+}
