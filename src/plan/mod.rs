@@ -18,7 +18,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use crate::package::manifest::{Manifest, Phase};
+use crate::package::manifest::{Manifest, Phase, Scope, Subclass};
 use crate::package::resolve::{self, Deployed, ResolveError, ResolvedDependency};
 use crate::package::workspace::{Package, SourceFile, Workspace};
 use crate::sql::{self, SessionControl, SqlError, Statement, StatementKind};
@@ -31,6 +31,18 @@ pub enum PlanError {
     Sql(#[from] SqlError),
     #[error(transparent)]
     Resolve(#[from] ResolveError),
+    /// An event trigger in a versioned package: its name is the database's,
+    /// so two versions could not be deployed side by side.
+    #[error(
+        "{}:{line}:{column}: event triggers are database-wide, so versions of {package} could not be deployed side by side with one: put it in a package with subclass basic or scope database",
+        file.display()
+    )]
+    EventTrigger {
+        file: PathBuf,
+        line: usize,
+        column: usize,
+        package: String,
+    },
     /// A package file holds a statement that cannot run in a transaction.
     #[error(
         "{}:{line}:{column}: {command} cannot run inside a transaction, and a deploy is one: put it in a concurrent patch (patch-MAJOR-MINOR-POINT-concurrent.sql), which migrate runs outside one",
@@ -317,6 +329,17 @@ fn package_phases(
                     "{}: its BEGIN ... COMMIT wrapper is left out: the whole deploy runs in one transaction",
                     dir.join(&file.path).display()
                 ));
+            }
+            if package.manifest.subclass == Subclass::Versioned
+                && package.manifest.scope == Scope::Schema
+                && let Some(stmt) = parsed.iter().find(|s| s.is_event_trigger())
+            {
+                return Err(PlanError::EventTrigger {
+                    file: stmt.file.clone(),
+                    line: stmt.line,
+                    column: stmt.column,
+                    package: package.manifest.name.clone(),
+                });
             }
             if let Some((stmt, command)) = parsed
                 .iter()

@@ -140,6 +140,17 @@ impl Statement {
         }
     }
 
+    /// Whether the statement creates an event trigger (a database-wide name).
+    pub fn is_event_trigger(&self) -> bool {
+        let words: Vec<String> = self
+            .sql
+            .split_whitespace()
+            .take(3)
+            .map(str::to_ascii_uppercase)
+            .collect();
+        words.len() == 3 && words[0] == "CREATE" && words[1] == "EVENT" && words[2] == "TRIGGER"
+    }
+
     /// The statement on one line, cut after `max` characters, for messages.
     pub fn excerpt(&self, max: usize) -> String {
         let one_line = self.sql.split_whitespace().collect::<Vec<_>>().join(" ");

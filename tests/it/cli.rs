@@ -341,3 +341,34 @@ fn what_cannot_run_in_a_deploy_is_said_at_plan_time_with_the_way_out() {
         );
     }
 }
+
+#[test]
+fn an_event_trigger_in_a_versioned_package_is_refused_at_plan_time() {
+    let ws = tempfile::tempdir().unwrap();
+    let body = "CREATE FUNCTION log_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN END $$;\n\
+                CREATE EVENT TRIGGER log_ddl ON ddl_command_end EXECUTE FUNCTION log_ddl();\n";
+    let versioned = package(
+        ws.path(),
+        "v",
+        serde_json::json!({ "name": "audit", "version": "1.0.0", "functions_path": "f" }),
+        &[("f/a.sql", body)],
+    );
+    let (code, _, stderr) = output(pgpm().args(["plan", versioned.to_str().unwrap()]).assert());
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{}:2:1: event triggers are database-wide, so versions of audit could not be deployed side by side",
+            versioned.join("f/a.sql").display()
+        )),
+        "{stderr}"
+    );
+    // In a basic package it is fine.
+    let basic = package(
+        ws.path(),
+        "b",
+        serde_json::json!({ "name": "audit", "version": "1.0.0", "subclass": "basic", "functions_path": "f" }),
+        &[("f/a.sql", body)],
+    );
+    let (code, _, stderr) = output(pgpm().args(["plan", basic.to_str().unwrap()]).assert());
+    assert_eq!(code, 0, "{stderr}");
+}
