@@ -379,10 +379,10 @@ fn package_phases(
                     .into_iter()
                     .partition(|s| matches!(s.kind, StatementKind::Drop(_)));
                 let mut ordered = drops;
-                ordered.extend(sql::order(rest)?);
+                ordered.extend(sql::order(rest, package.manifest.schema())?);
                 ordered
             }
-            _ => sql::order(statements)?,
+            _ => sql::order(statements, package.manifest.schema())?,
         };
         for statement in &mut statements {
             if let Ok(relative) = statement.file.strip_prefix(dir) {

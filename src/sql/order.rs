@@ -21,7 +21,17 @@ type Definers<'a> = HashMap<(Namespace, &'a str), Vec<(Option<&'a str>, usize)>>
 /// only matches definitions in that schema, an unqualified one any schema.
 /// A shell type (`CREATE TYPE name;`) satisfies references to its name on
 /// its own, which is what lets a base type's I/O functions precede it.
-pub fn order(statements: Vec<Statement>) -> Result<Vec<Statement>, SqlError> {
+///
+/// `own_schema` is the schema the package deploys into: a reference
+/// qualified with it (`mypkg.url_encode(x)`) matches the package's
+/// unqualified definitions. A relation defined twice (pg_dump's placeholder
+/// view, then `CREATE OR REPLACE VIEW`) keeps its definitions in input
+/// order, and a reference needs only the first: routines defined under one
+/// name are overloads instead, and a reference needs them all.
+pub fn order(
+    statements: Vec<Statement>,
+    own_schema: Option<&str>,
+) -> Result<Vec<Statement>, SqlError> {
     let count = statements.len();
     let mut definers: Definers = HashMap::new();
     for (index, statement) in statements.iter().enumerate() {
@@ -51,11 +61,21 @@ pub fn order(statements: Vec<Statement>) -> Result<Vec<Statement>, SqlError> {
             let Some(candidates) = definers.get(&(name.namespace, name.name.as_str())) else {
                 continue;
             };
-            let matching = candidates.iter().filter(|(schema, other)| {
-                *other != index && (name.schema.is_none() || name.schema.as_deref() == *schema)
-            });
+            let same_schema = |schema: &Option<&str>| {
+                name.schema.is_none()
+                    || name.schema.as_deref() == *schema
+                    || (schema.is_none() && name.schema.as_deref() == own_schema)
+            };
+            let matching = candidates
+                .iter()
+                .filter(|(schema, other)| *other != index && same_schema(schema));
             let before = targets.len();
-            targets.extend(matching.map(|&(_, other)| other));
+            if name.namespace == Namespace::Relation {
+                // Redefinitions of a relation: the first one is enough.
+                targets.extend(matching.map(|&(_, other)| other).min());
+            } else {
+                targets.extend(matching.map(|&(_, other)| other));
+            }
             if targets[before..].iter().any(|&other| shell[other]) {
                 let mut at = before;
                 while at < targets.len() {
@@ -65,6 +85,24 @@ pub fn order(statements: Vec<Statement>) -> Result<Vec<Statement>, SqlError> {
                         targets.swap_remove(at);
                     }
                 }
+            }
+        }
+        // A later definition of a relation replaces an earlier one: it
+        // keeps its place after it.
+        for name in &statement.defines {
+            if name.namespace != Namespace::Relation {
+                continue;
+            }
+            if let Some(earlier) = definers
+                .get(&(name.namespace, name.name.as_str()))
+                .and_then(|d| {
+                    d.iter()
+                        .map(|&(_, other)| other)
+                        .filter(|&o| o < index)
+                        .max()
+                })
+            {
+                targets.push(earlier);
             }
         }
         // A DROP of a name runs before every statement that creates or

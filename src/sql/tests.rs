@@ -20,7 +20,7 @@ fn ordered(files: &[(&str, &str)]) -> Result<Vec<String>, SqlError> {
     for (path, text) in files {
         all.extend(parse_file(Path::new(path), text).expect("parses"));
     }
-    Ok(order(all)?
+    Ok(order(all, None)?
         .into_iter()
         .map(|s| match s.defines.first() {
             Some(name) => name.to_string(),
@@ -634,7 +634,7 @@ fn qualified_references_match_only_their_schema() {
     .iter()
     .flat_map(|sql| parse(sql))
     .collect();
-    let order: Vec<String> = order(statements)
+    let order: Vec<String> = order(statements, None)
         .unwrap()
         .into_iter()
         .map(|s| s.sql)
@@ -745,7 +745,7 @@ fn base_type_after_its_shell_and_io_functions() {
 }
 
 fn order_sql(text: &str) -> Vec<String> {
-    order(parse(text))
+    order(parse(text), None)
         .unwrap()
         .into_iter()
         .map(|s| s.sql)
@@ -809,4 +809,51 @@ fn a_drop_runs_before_whatever_creates_or_uses_what_it_drops() {
     )])
     .unwrap();
     assert_eq!(order, ["t", "drop function if exists g(t);"]);
+}
+
+#[test]
+fn a_reference_qualified_with_the_packages_own_schema_matches_its_definitions() {
+    let mut all = Vec::new();
+    all.extend(
+        parse_file(
+            Path::new("v.sql"),
+            "create view mypkg_v as select mypkg.url_encode('x');",
+        )
+        .unwrap(),
+    );
+    all.extend(
+        parse_file(
+            Path::new("f.sql"),
+            "create function url_encode(t text) returns text language sql return t;",
+        )
+        .unwrap(),
+    );
+    let names = |order: Vec<Statement>| -> Vec<String> {
+        order
+            .into_iter()
+            .map(|s| s.defines.first().map(ToString::to_string).unwrap_or(s.sql))
+            .collect()
+    };
+    assert_eq!(
+        names(order(all.clone(), Some("mypkg")).unwrap()),
+        ["url_encode", "mypkg_v"]
+    );
+    // Another schema's name does not match.
+    assert_eq!(
+        names(order(all, Some("other")).unwrap()),
+        ["mypkg_v", "url_encode"]
+    );
+}
+
+#[test]
+fn a_placeholder_view_and_its_replacement_keep_their_order() {
+    // pg_dump's way out of a cycle: a placeholder, what needs it, the real view.
+    let order = ordered(&[(
+        "dump.sql",
+        "create view v as select null::int as a;\n\
+         create function f() returns int language sql as 'select a from v';\n\
+         create or replace view v as select f() as a;",
+    )])
+    .unwrap();
+    assert_eq!(order, ["v", "f", "v"]);
 }
