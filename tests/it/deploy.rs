@@ -694,3 +694,37 @@ fn a_drop_in_any_file_runs_before_the_create_of_what_it_drops() {
         assert_eq!(doubled, 4, "{drop}");
     }
 }
+
+#[test]
+fn what_a_packages_files_set_ends_with_the_package() {
+    let db = TestDb::installed();
+    let ws = tempfile::tempdir().unwrap();
+    // Package a turns function body checks off; package b, deployed after
+    // it, has a function whose body names a table that does not exist.
+    package(
+        ws.path(),
+        "a",
+        serde_json::json!({ "name": "a", "version": "1.0.0", "functions_path": "f" }),
+        &[(
+            "f/a.sql",
+            "SET check_function_bodies = off;\nCREATE FUNCTION a() RETURNS int LANGUAGE sql AS 'SELECT 1';\n",
+        )],
+    );
+    package(
+        ws.path(),
+        "b",
+        serde_json::json!({ "name": "b", "version": "1.0.0", "functions_path": "f" }),
+        &[(
+            "f/b.sql",
+            "CREATE FUNCTION broken() RETURNS int LANGUAGE sql AS 'SELECT count(*)::int FROM no_such_table';\n",
+        )],
+    );
+    let before = snapshot(&db);
+    let (code, _, stderr) = deploy(&db, ws.path(), &[]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("relation \"no_such_table\" does not exist"),
+        "{stderr}"
+    );
+    assert_eq!(snapshot(&db), before);
+}

@@ -56,6 +56,10 @@ pub(super) fn prepare_package(
         how.marked,
         script,
     )?;
+    // What the package's files SET (check_function_bodies, search_path,
+    // ...) ends with the package: the next one starts from the session's
+    // own settings.
+    script.push(Action::Sql("RESET ALL".into()));
     grant_actions(pkg, opts, script);
     catalog_actions(pkg, target, fresh_schema, only_files, opts, script);
     script.push(write::notify_deploy(
