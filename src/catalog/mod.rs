@@ -67,6 +67,11 @@ pub const STEPS: &[Step] = &[
         file: "schema/0007_concurrent_progress.sql",
         sql: include_str!("../../schema/0007_concurrent_progress.sql"),
     },
+    Step {
+        version: 8,
+        file: "schema/0008_baseline.sql",
+        sql: include_str!("../../schema/0008_baseline.sql"),
+    },
 ];
 
 /// The catalog version this binary installs and understands.

@@ -321,6 +321,31 @@ pub fn record_concurrent_progress(
     Ok(())
 }
 
+/// Records patches as applied without running them (`migrate baseline`).
+pub fn record_baseline(
+    client: &mut impl GenericClient,
+    patches: &[(PatchKey<'_>, &str, &str)],
+) -> Result<(), QueryError> {
+    for (key, kind, checksum) in patches {
+        client
+            .execute(
+                "INSERT INTO _pgpm.migrations
+                        (major, minor, point, type, file_name, checksum, finished_at, how)
+                 VALUES ($1, $2, $3, $4, $5, $6, clock_timestamp(), 'baseline')",
+                &[
+                    &key.major,
+                    &key.minor,
+                    &key.point,
+                    kind,
+                    &key.file_name,
+                    checksum,
+                ],
+            )
+            .map_err(QueryError::with("cannot record the baseline"))?;
+    }
+    Ok(())
+}
+
 /// Forgets a concurrent patch's progress, in the transaction recording it.
 pub fn forget_concurrent_progress(
     client: &mut impl GenericClient,

@@ -14,7 +14,7 @@ use clap::{Args, Parser, Subcommand};
 use pgpm::catalog::{self, InstallOptions, InstallOutcome, UninstallOutcome};
 use pgpm::db::quote::quote_ident;
 use pgpm::event::{self, Event};
-use pgpm::migrate::name::PatchType;
+use pgpm::migrate::name::{PatchId, PatchType};
 use pgpm::migrate::plan::Selection;
 use pgpm::migrate::scan;
 use pgpm::ops::deploy::{self, DeployOptions, DeployReport, OutcomeKind};
@@ -337,7 +337,10 @@ fn print_deploy(report: &DeployReport) {
 }
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 struct MigrateArgs {
+    #[command(subcommand)]
+    action: Option<MigrateAction>,
     #[command(flatten)]
     target: Target,
     /// A connection (as for -d/--db) and the directory of patches
@@ -371,7 +374,47 @@ struct MigrateArgs {
     lock: LockArgs,
 }
 
+#[derive(Debug, Subcommand)]
+enum MigrateAction {
+    /// Record every patch up to VERSION as applied without running it, for
+    /// a database that already has what those patches create (Flyway's
+    /// baseline). Refused when a later patch is applied already.
+    Baseline {
+        /// The last patch the database already has: MAJOR-MINOR-POINT.
+        #[arg(value_name = "VERSION")]
+        version: PatchId,
+        #[command(flatten)]
+        target: Target,
+        /// A connection (as for -d/--db) and the directory of patches
+        /// [default: patches].
+        #[arg(value_names = ["CONN", "DIR"], num_args = 0..=2)]
+        args: Vec<String>,
+        #[command(flatten)]
+        lock: LockArgs,
+    },
+}
+
 fn migrate(args: MigrateArgs) -> Result<()> {
+    if let Some(MigrateAction::Baseline {
+        version,
+        target,
+        args,
+        lock,
+    }) = args.action
+    {
+        let p = positionals(target.db, args)?;
+        let dir = p.path.unwrap_or_else(|| pgpm::migrate::DEFAULT_DIR.into());
+        let patches = scan::scan(&dir)?;
+        let (_, mut client) = connect(p.conn.as_deref())?;
+        let recorded = migrate::baseline(&mut client, &dir, patches, version, lock.timeout())?;
+        for file in &recorded {
+            println!("recorded {file} as applied (baseline; it did not run)");
+        }
+        if recorded.is_empty() {
+            println!("every patch up to {version} is recorded already; nothing to do");
+        }
+        return Ok(());
+    }
     let p = positionals(args.target.db, args.args)?;
     let dir = p.path.unwrap_or_else(|| pgpm::migrate::DEFAULT_DIR.into());
     // The patches are read and checked before connecting.

@@ -81,6 +81,12 @@ pub enum PatchError {
         "interrupted: the patch or group in progress was rolled back and is not applied (what had committed before stays, as its lines above say)"
     )]
     Interrupted,
+    #[error(
+        "{file_name} is applied already, and it comes after the baseline {version}: a baseline only records what the database had before pgpm managed its patches"
+    )]
+    BaselineBehind { file_name: String, version: PatchId },
+    #[error("no patch in {} is numbered {version} or lower; nothing to baseline", dir.display())]
+    BaselineEmpty { dir: PathBuf, version: PatchId },
     #[error(transparent)]
     Sql(#[from] SqlError),
     #[error(transparent)]

@@ -55,6 +55,25 @@ pub struct PatchId {
     pub point: i32,
 }
 
+impl FromStr for PatchId {
+    type Err = String;
+    /// `1-4-0` (as in a patch's name) or `1.4.0`.
+    fn from_str(s: &str) -> Result<PatchId, String> {
+        let parts: Vec<&str> = s.trim().split(['-', '.']).collect();
+        let numbers: Option<Vec<i32>> = parts.iter().map(|p| p.parse().ok()).collect();
+        match numbers.as_deref() {
+            Some(&[major, minor, point]) => Ok(PatchId {
+                major,
+                minor,
+                point,
+            }),
+            _ => Err(format!(
+                "\"{s}\" is not a patch number: write MAJOR-MINOR-POINT, as in patch-1-4-0-std.sql"
+            )),
+        }
+    }
+}
+
 impl fmt::Display for PatchId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}-{}-{}", self.major, self.minor, self.point)

@@ -5,11 +5,13 @@ use std::time::Duration;
 
 use postgres::Client;
 
-use crate::catalog::{self, read};
+use crate::catalog::{self, read, write};
+use crate::db::QueryError;
 use crate::db::conninfo::ConnInfo;
 use crate::db::lock::{DEFAULT_TIMEOUT, Locked};
 use crate::event::Event;
 use crate::migrate::PatchError;
+use crate::migrate::name::PatchId;
 use crate::migrate::plan::{self, Applied, MigrationPlan, Selection, Warning};
 use crate::migrate::run::{self, DryRunStop};
 use crate::migrate::scan::Patch;
@@ -38,6 +40,62 @@ impl MigrateOptions {
             lock_timeout: DEFAULT_TIMEOUT,
         }
     }
+}
+
+/// Records every patch of `patches` numbered up to `version` as applied,
+/// without running it (Flyway's baseline), for a database that already has
+/// what those patches create. Refuses when a later patch is applied
+/// already. Returns the file names recorded; patches recorded before are
+/// left as they are.
+pub fn baseline(
+    client: &mut Client,
+    dir: &std::path::Path,
+    patches: Vec<Patch>,
+    version: PatchId,
+    lock_timeout: Duration,
+) -> Result<Vec<String>, PatchError> {
+    let mut locked = Locked::acquire(client, lock_timeout)?;
+    let mut tx = catalog::begin_change(&mut locked)?;
+    let applied: Vec<Applied> = read::applied_patches(&mut tx)?
+        .into_iter()
+        .map(Applied::from)
+        .collect();
+    if let Some(later) = applied.iter().find(|a| a.id > version) {
+        return Err(PatchError::BaselineBehind {
+            file_name: later.file_name.clone(),
+            version,
+        });
+    }
+    let upto: Vec<&Patch> = patches.iter().filter(|p| p.id <= version).collect();
+    if upto.is_empty() {
+        return Err(PatchError::BaselineEmpty {
+            dir: dir.to_path_buf(),
+            version,
+        });
+    }
+    let new: Vec<&Patch> = upto
+        .into_iter()
+        .filter(|p| !applied.iter().any(|a| a.id == p.id))
+        .collect();
+    let rows: Vec<_> = new
+        .iter()
+        .map(|p| {
+            (
+                write::PatchKey {
+                    major: p.id.major,
+                    minor: p.id.minor,
+                    point: p.id.point,
+                    file_name: &p.file_name,
+                },
+                p.kind.as_str(),
+                p.checksum.as_str(),
+            )
+        })
+        .collect();
+    write::record_baseline(&mut tx, &rows)?;
+    tx.commit()
+        .map_err(QueryError::with("cannot commit the baseline"))?;
+    Ok(new.iter().map(|p| p.file_name.clone()).collect())
 }
 
 /// What a migrate did: the plan it ran (its groups, what is left, and its

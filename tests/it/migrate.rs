@@ -538,3 +538,66 @@ fn the_example_workspace_patches_apply_to_an_empty_database() {
     let (code, stdout, _) = migrate(&db, &dir, &["--all"]);
     assert_eq!((code, stdout.as_str()), (0, "nothing to apply\n"));
 }
+
+#[test]
+fn a_baseline_records_what_the_database_has_without_running_it() {
+    let db = TestDb::installed();
+    // The database already has what the first two patches create.
+    db.exec("CREATE TABLE t (a int, b int);");
+    let dir = tempfile::tempdir().unwrap();
+    for (name, sql) in [
+        ("patch-1-0-0-std.sql", "CREATE TABLE t (a int);"),
+        ("patch-1-1-0-std.sql", "ALTER TABLE t ADD COLUMN b int;"),
+        ("patch-1-2-0-std.sql", "ALTER TABLE t ADD COLUMN c int;"),
+    ] {
+        std::fs::write(dir.path().join(name), sql).unwrap();
+    }
+    let path = dir.path().to_str().unwrap();
+    let conn = db.conn_string();
+    let (code, stdout, stderr) = output(
+        pgpm()
+            .args(["migrate", "baseline", "1-1-0", &conn, path])
+            .assert(),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        lines(&stdout),
+        [
+            "recorded patch-1-0-0-std.sql as applied (baseline; it did not run)",
+            "recorded patch-1-1-0-std.sql as applied (baseline; it did not run)",
+        ]
+    );
+    let how: String = db.query_scalar(
+        "SELECT string_agg(how, ',' ORDER BY major, minor, point) FROM _pgpm.migrations",
+    );
+    assert_eq!(how, "baseline,baseline");
+    // Only what comes after runs.
+    let (code, stdout, stderr) = migrate(&db, dir.path(), &["--all"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(lines(&stdout), ["applied patch-1-2-0-std.sql (T)"]);
+    assert!(exists(&db, "t"));
+    // A baseline behind what is applied is refused, and changes nothing.
+    // Up to what is applied already there is nothing to record.
+    let (code, stdout, stderr) = output(
+        pgpm()
+            .args(["migrate", "baseline", "1.2.0", "-d", &conn, path])
+            .assert(),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("every patch up to 1-2-0 is recorded already"),
+        "{stdout}"
+    );
+    let (code, _, stderr) = output(
+        pgpm()
+            .args(["migrate", "baseline", "0-9-0", &conn, path])
+            .assert(),
+    );
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("is applied already, and it comes after the baseline 0-9-0"),
+        "{stderr}"
+    );
+    let rows: i64 = db.query_scalar("SELECT count(*) FROM _pgpm.migrations");
+    assert_eq!(rows, 3);
+}
