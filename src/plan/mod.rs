@@ -21,7 +21,7 @@ use std::sync::Mutex;
 use crate::package::manifest::{Manifest, Phase, Scope, Subclass};
 use crate::package::resolve::{self, Deployed, ResolveError, ResolvedDependency};
 use crate::package::workspace::{Package, SourceFile, Workspace};
-use crate::sql::{self, SessionControl, SqlError, Statement, StatementKind};
+use crate::sql::{self, Placeholders, SessionControl, SqlError, Statement, StatementKind};
 use crate::util::parallel_map;
 
 /// Why a workspace cannot be planned; all are the user's to fix.
@@ -194,20 +194,34 @@ impl PackagePlan {
 /// selects (`|_| true` for all); the others are resolved and ordered like
 /// the rest but keep no phases and [`Parsing::Skipped`]. Parsing is most of
 /// what planning costs, so a deploy leaves out the packages whose content
-/// is deployed already. SQL errors (syntax, cycles) are found first, then
-/// dependencies are resolved against the workspace and `deployed`.
+/// is deployed already. Dependencies are resolved against the workspace
+/// and `deployed` first, since placeholders (`@schema@`, `@name@`; see
+/// [`sql::substitute`]) stand for the schemas resolution picks, then SQL
+/// errors (placeholders, syntax, cycles) are found.
 pub fn build(
     workspace: Workspace,
     deployed: &[Deployed],
     parse: impl Fn(&Package) -> bool + Sync,
 ) -> Result<Plan> {
-    let phases = parse_all(&workspace.packages, &parse)?;
     let manifests: Vec<Manifest> = workspace
         .packages
         .iter()
         .map(|p| p.manifest.clone())
         .collect();
     let resolution = resolve::resolve(&manifests, deployed)?;
+    let placeholders: Vec<Placeholders> = manifests
+        .iter()
+        .zip(&resolution.dependencies)
+        .map(|(manifest, dependencies)| Placeholders {
+            package: manifest.name.clone(),
+            schema: manifest.schema().map(str::to_string),
+            dependencies: dependencies
+                .iter()
+                .map(|d| (d.name.clone(), d.schema.clone()))
+                .collect(),
+        })
+        .collect();
+    let phases = parse_all(&workspace.packages, &placeholders, &parse)?;
     let mut slots: Vec<Option<(Package, Option<PackageSql>)>> = workspace
         .packages
         .into_iter()
@@ -255,17 +269,26 @@ pub fn build(
 /// not depend on scheduling.
 fn parse_all(
     packages: &[Package],
+    placeholders: &[Placeholders],
     parse: &(impl Fn(&Package) -> bool + Sync),
 ) -> Result<Vec<Option<PackageSql>>> {
     let selected: Vec<bool> = packages.iter().map(parse).collect();
-    let files: Vec<(&Package, &SourceFile)> = packages
+    let files: Vec<(&Package, &Placeholders, &SourceFile)> = packages
         .iter()
+        .zip(placeholders)
         .zip(&selected)
         .filter(|(_, selected)| **selected)
-        .flat_map(|(package, _)| package.files.iter().map(move |file| (package, file)))
+        .flat_map(|((package, placeholders), _)| {
+            package
+                .files
+                .iter()
+                .map(move |file| (package, placeholders, file))
+        })
         .collect();
-    let mut parsed = parallel_map(&files, |(package, file)| {
-        sql::parse_file(&package.manifest.dir.join(&file.path), &file.text)
+    let mut parsed = parallel_map(&files, |(package, placeholders, file)| {
+        let path = package.manifest.dir.join(&file.path);
+        let text = sql::substitute(&path, &file.text, placeholders)?;
+        sql::parse_file(&path, &text)
     })
     .into_iter();
     // Each package's parsed files, taken (once) by the thread that orders them.

@@ -29,6 +29,7 @@ use std::path::PathBuf;
 
 mod control;
 mod order;
+mod placeholder;
 mod refs;
 mod split;
 #[cfg(test)]
@@ -36,6 +37,7 @@ mod tests;
 
 pub use control::{SessionControl, is_transaction_wrapper};
 pub use order::order;
+pub use placeholder::{Placeholders, substitute};
 pub use split::parse_file;
 
 use crate::util::text::char_to_byte;
@@ -215,6 +217,14 @@ impl fmt::Display for CycleMember {
 pub enum SqlError {
     #[error("{}:{line}:{column}: syntax error: {message}", file.display())]
     Syntax {
+        file: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    /// A `@word@` placeholder that stands for no schema the package has.
+    #[error("{}:{line}:{column}: {message}", file.display())]
+    Placeholder {
         file: PathBuf,
         line: usize,
         column: usize,

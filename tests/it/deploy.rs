@@ -728,3 +728,81 @@ fn what_a_packages_files_set_ends_with_the_package() {
     );
     assert_eq!(snapshot(&db), before);
 }
+
+/// Writes `core` 1.0.0 (a domain) and `billing` 1.0.0, whose files name
+/// both schemas only by placeholder; `files` are billing's function files.
+fn billing_with_placeholders(root: &Path, files: &[(&str, &str)]) {
+    package(
+        root,
+        "core",
+        serde_json::json!({ "name": "core", "version": "1.0.0", "types_path": "types" }),
+        &[(
+            "types/money.sql",
+            "CREATE DOMAIN money AS numeric(12, 2);\n",
+        )],
+    );
+    package(
+        root,
+        "billing",
+        serde_json::json!({
+            "name": "billing", "version": "1.0.0", "functions_path": "functions",
+            "dependencies": { "core": "^1.0" }
+        }),
+        files,
+    );
+}
+
+#[test]
+fn placeholders_name_the_packages_own_schema_and_its_dependencies() {
+    let label = "CREATE FUNCTION label(m @core@.money) RETURNS text LANGUAGE sql\n  AS $$ SELECT '@schema@: ' || @schema@.amount(m) $$;\nCOMMENT ON FUNCTION @schema@.label(@core@.money) IS 'in @schema@';\n";
+    let amount = "CREATE FUNCTION @schema@.amount(m @core@.money) RETURNS text LANGUAGE sql AS 'SELECT m::text';\n";
+    // Three orders of the same files: label's body needs amount first.
+    for (first, second) in [
+        ("1_label.sql", "2_amount.sql"),
+        ("2_label.sql", "1_amount.sql"),
+        ("label.sql", "label_amount.sql"),
+    ] {
+        let db = TestDb::installed();
+        let ws = tempfile::tempdir().unwrap();
+        billing_with_placeholders(
+            ws.path(),
+            &[
+                (&format!("functions/{first}"), label),
+                (&format!("functions/{second}"), amount),
+            ],
+        );
+        let (code, _, stderr) = deploy(&db, ws.path(), &[]);
+        assert_eq!(code, 0, "{first}: {stderr}");
+        let row = db
+            .connect()
+            .query_one(
+                "SELECT billing_1_0_0.label(1.5), obj_description('billing_1_0_0.label(core_1_0_0.money)'::regprocedure)",
+                &[],
+            )
+            .unwrap();
+        assert_eq!(row.get::<_, String>(0), "billing_1_0_0: 1.50", "{first}");
+        assert_eq!(row.get::<_, String>(1), "in billing_1_0_0", "{first}");
+    }
+}
+
+#[test]
+fn a_misspelt_placeholder_is_refused_before_anything_runs() {
+    let db = TestDb::installed();
+    let ws = tempfile::tempdir().unwrap();
+    billing_with_placeholders(
+        ws.path(),
+        &[(
+            "functions/amount.sql",
+            "CREATE FUNCTION amount(m @core@.money)\n  RETURNS @cor@.money LANGUAGE sql AS 'SELECT m';\n",
+        )],
+    );
+    let (code, _, stderr) = deploy(&db, ws.path(), &[]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("functions/amount.sql:2:11: @cor@ names no dependency of billing: the placeholders it can use are @schema@, @core@"),
+        "{stderr}"
+    );
+    // Not even core, which has no placeholders, was deployed.
+    assert!(schemas(&db, "core%").is_empty());
+    assert!(schemas(&db, "billing%").is_empty());
+}
