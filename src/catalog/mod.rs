@@ -72,6 +72,11 @@ pub const STEPS: &[Step] = &[
         file: "schema/0008_baseline.sql",
         sql: include_str!("../../schema/0008_baseline.sql"),
     },
+    Step {
+        version: 9,
+        file: "schema/0009_extensions.sql",
+        sql: include_str!("../../schema/0009_extensions.sql"),
+    },
 ];
 
 /// The catalog version this binary installs and understands.

@@ -602,3 +602,67 @@ pub fn example_call(client: &mut impl GenericClient) -> Result<Option<ExampleCal
         query: r.get(3),
     }))
 }
+
+/// What the server has of one extension.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtensionState {
+    /// The version installed in this database, if it is.
+    pub installed: Option<String>,
+    /// The version `CREATE EXTENSION` without `VERSION` installs; `None`
+    /// when the server has no such extension.
+    pub default_version: Option<String>,
+    /// Every version the server can install.
+    pub versions: Vec<String>,
+    /// The schema the extension's control file fixes for `version`, if any.
+    pub fixed_schema: Option<String>,
+    /// Whether installing `version` needs a superuser the current role is
+    /// not (the extension is neither trusted nor installable by anyone).
+    pub needs_superuser: bool,
+}
+
+/// The state of extension `name`, for installing `version` (`None`: the
+/// default version).
+pub fn extension_state(
+    client: &mut impl GenericClient,
+    name: &str,
+    version: Option<&str>,
+) -> Result<ExtensionState> {
+    let row = client
+        .query_one(
+            "SELECT (SELECT extversion FROM pg_catalog.pg_extension WHERE extname = $1),
+                    (SELECT default_version FROM pg_catalog.pg_available_extensions WHERE name = $1),
+                    ARRAY(SELECT version FROM pg_catalog.pg_available_extension_versions
+                           WHERE name = $1 ORDER BY version),
+                    v.schema::text,
+                    coalesce(v.superuser AND NOT v.trusted
+                             AND NOT (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user), false)
+               FROM (SELECT 1) one
+               LEFT JOIN pg_catalog.pg_available_extension_versions v
+                 ON v.name = $1
+                AND v.version = coalesce($2, (SELECT default_version FROM pg_catalog.pg_available_extensions WHERE name = $1))",
+            &[&name, &version],
+        )
+        .map_err(QueryError::with("cannot look up extensions"))?;
+    Ok(ExtensionState {
+        installed: row.get(0),
+        default_version: row.get(1),
+        versions: row.get(2),
+        fixed_schema: row.get(3),
+        needs_superuser: row.get(4),
+    })
+}
+
+/// Whether the server knows setting `name` (custom `prefix.name` settings
+/// are always accepted, as by `SET`).
+pub fn setting_exists(client: &mut impl GenericClient, name: &str) -> Result<bool> {
+    if name.contains('.') {
+        return Ok(true);
+    }
+    let row = client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_settings WHERE name = $1)",
+            &[&name],
+        )
+        .map_err(QueryError::with("cannot look up settings"))?;
+    Ok(row.get(0))
+}

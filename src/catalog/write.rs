@@ -361,3 +361,22 @@ pub fn forget_concurrent_progress(
         ))?;
     Ok(())
 }
+
+/// Records that `package` `version` needed `extension`, with the version
+/// the database has once the statement before ran, and whether this deploy
+/// created it.
+pub fn record_extension(package: &str, version: &str, extension: &str, created: bool) -> Action {
+    Action::Bound {
+        sql: concat!(
+            "INSERT INTO _pgpm.package_extensions (deployment_id, package, version, extension, extversion, created) SELECT ",
+            deployment_id!(),
+            ", $1, $2, extname, extversion, $4::text::boolean FROM pg_catalog.pg_extension WHERE extname = $3"
+        ),
+        params: vec![
+            Param::text(package),
+            Param::text(version),
+            Param::text(extension),
+            Param::text(if created { "true" } else { "false" }),
+        ],
+    }
+}

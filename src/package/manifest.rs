@@ -40,6 +40,8 @@ pub const KNOWN_KEYS: &[&str] = &[
     "owner_role",
     "usage_roles",
     "table_grants",
+    "extensions",
+    "settings",
     "dependencies",
     "types_path",
     "tables_path",
@@ -126,6 +128,10 @@ pub enum ManifestError {
     },
     #[error("{}: invalid dependency name \"{dependency}\": package names use lower-case letters, digits and `_`, starting with a letter", path.display())]
     DependencyName { path: PathBuf, dependency: String },
+    #[error("{}: \"extensions\": {message}", path.display())]
+    Extension { path: PathBuf, message: String },
+    #[error("{}: \"settings\": {message}", path.display())]
+    Setting { path: PathBuf, message: String },
     #[error("{}: package \"{name}\" depends on itself", path.display())]
     SelfDependency { path: PathBuf, name: String },
     #[error("{}: \"{key}\" folder \"{folder}\" must be a relative path inside the package", path.display())]
@@ -269,6 +275,33 @@ pub struct TableGrant {
     pub privileges: Vec<&'static str>,
 }
 
+/// One entry of `extensions`: created with `CREATE EXTENSION` when the
+/// database does not have it yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Extension {
+    /// As PostgreSQL names it (`pgcrypto`, `uuid-ossp`).
+    pub name: String,
+    /// The version it must have; `None` (`"*"` or `null`) for any.
+    pub version: Option<String>,
+}
+
+/// Settings a package may not take: pgpm sets the search path itself, and
+/// who runs the deploy is not the package's to change.
+const SETTINGS_NOT_ALLOWED: &[(&str, &str)] = &[
+    (
+        "search_path",
+        "pgpm sets it to the package's schema and its dependencies' schemas; name other schemas in the SQL (@schema@, @dependency@)",
+    ),
+    (
+        "role",
+        "give the package's objects an owner with owner_role",
+    ),
+    (
+        "session_authorization",
+        "give the package's objects an owner with owner_role",
+    ),
+];
+
 /// One entry of `dependencies`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dependency {
@@ -293,6 +326,12 @@ pub struct Manifest {
     /// Privileges on the package's own tables that its usage roles get, by
     /// table (sorted): the tables its API reads or writes for them.
     pub table_grants: Vec<TableGrant>,
+    /// Extensions the package needs, sorted by name.
+    pub extensions: Vec<Extension>,
+    /// Session settings the package's statements run with (`SET LOCAL`,
+    /// reset after the package), sorted by name; values as PostgreSQL
+    /// takes them in `set_config`.
+    pub settings: Vec<(String, String)>,
     /// Sorted by name.
     pub dependencies: Vec<Dependency>,
     /// The package directory.
@@ -475,6 +514,8 @@ impl Fields<'_> {
         }
         let dependencies = self.dependencies(&name)?;
         let table_grants = self.table_grants()?;
+        let extensions = self.extensions()?;
+        let settings = self.settings()?;
         let dir = match self.path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
@@ -489,6 +530,8 @@ impl Fields<'_> {
             scope,
             usage_roles,
             table_grants,
+            extensions,
+            settings,
             dependencies,
             dir,
             manifest_path: self.path.to_path_buf(),
@@ -613,6 +656,88 @@ impl Fields<'_> {
             });
         }
         Ok(grants)
+    }
+
+    /// `extensions`: `{"pgcrypto": "*", "citext": "1.6"}`, or a list of
+    /// names when any version will do.
+    fn extensions(&mut self) -> Result<Vec<Extension>, ManifestError> {
+        let expected = "must be an object of extension names to versions (\"*\" for any), or a list of extension names";
+        let entries: Vec<(String, Value)> = match self.map.remove("extensions") {
+            None | Some(Value::Null) => return Ok(Vec::new()),
+            Some(Value::Object(map)) => map.into_iter().collect(),
+            Some(Value::Array(names)) => names.into_iter().map(|n| (String::new(), n)).collect(),
+            Some(_) => return Err(self.type_error("extensions", expected)),
+        };
+        let word = |s: &str| {
+            !s.is_empty()
+                && s.len() <= MAX_IDENTIFIER_BYTES
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        };
+        let mut extensions = Vec::new();
+        for (key, value) in entries {
+            let (name, version) = match (key.is_empty(), value) {
+                (true, Value::String(name)) => (name, None),
+                (false, Value::Null) => (key, None),
+                (false, Value::String(v)) if v.trim() == "*" => (key, None),
+                (false, Value::String(v)) => (key, Some(v.trim().to_string())),
+                _ => return Err(self.type_error("extensions", expected)),
+            };
+            if !word(&name) || version.as_deref().is_some_and(|v| !word(v)) {
+                return Err(ManifestError::Extension {
+                    path: self.path.to_path_buf(),
+                    message: format!(
+                        "\"{name}\"{}: names and versions use letters, digits, `_`, `-` and `.`",
+                        version.map(|v| format!(" \"{v}\"")).unwrap_or_default()
+                    ),
+                });
+            }
+            extensions.push(Extension { name, version });
+        }
+        extensions.sort_by(|a, b| a.name.cmp(&b.name));
+        extensions.dedup_by(|a, b| a.name == b.name && a.version == b.version);
+        Ok(extensions)
+    }
+
+    /// `settings`: `{"check_function_bodies": "off", "lock_timeout": "5s"}`;
+    /// numbers and booleans are taken as PostgreSQL would spell them.
+    fn settings(&mut self) -> Result<Vec<(String, String)>, ManifestError> {
+        let expected =
+            "must be an object of setting names to values (strings, numbers or booleans)";
+        let map = match self.map.remove("settings") {
+            None | Some(Value::Null) => return Ok(Vec::new()),
+            Some(Value::Object(map)) => map,
+            Some(_) => return Err(self.type_error("settings", expected)),
+        };
+        let part = |s: &str| {
+            s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        };
+        let mut settings = Vec::new();
+        for (name, value) in map {
+            let value = match value {
+                Value::String(s) => s,
+                Value::Number(n) => n.to_string(),
+                Value::Bool(b) => if b { "on" } else { "off" }.to_string(),
+                _ => return Err(self.type_error("settings", expected)),
+            };
+            let lower = name.to_ascii_lowercase();
+            let error = |message: String| ManifestError::Setting {
+                path: self.path.to_path_buf(),
+                message,
+            };
+            if lower.split('.').count() > 2 || !lower.split('.').all(part) {
+                return Err(error(format!("\"{name}\" is not a setting name")));
+            }
+            if let Some((_, hint)) = SETTINGS_NOT_ALLOWED.iter().find(|(n, _)| *n == lower) {
+                return Err(error(format!(
+                    "\"{name}\" cannot be a package setting: {hint}"
+                )));
+            }
+            settings.push((lower, value));
+        }
+        settings.sort();
+        Ok(settings)
     }
 
     /// A folder or a list of folders. The ancestor also wrote several
@@ -871,6 +996,73 @@ mod tests {
         assert_eq!(
             m.folders(Phase::Functions),
             [PathBuf::from("f"), PathBuf::from("g")]
+        );
+    }
+
+    #[test]
+    fn extensions_and_settings() {
+        let m = parse(
+            r#"{
+                "name": "a", "version": "1.0.0",
+                "extensions": { "pgcrypto": "*", "citext": "1.6", "uuid-ossp": null },
+                "settings": { "check_function_bodies": false, "lock_timeout": "5s", "Work_Mem": 64, "app.mode": "x" }
+            }"#,
+        )
+        .unwrap();
+        let extensions: Vec<(&str, Option<&str>)> = m
+            .extensions
+            .iter()
+            .map(|e| (e.name.as_str(), e.version.as_deref()))
+            .collect();
+        assert_eq!(
+            extensions,
+            [
+                ("citext", Some("1.6")),
+                ("pgcrypto", None),
+                ("uuid-ossp", None)
+            ]
+        );
+        let settings: Vec<(&str, &str)> = m
+            .settings
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            settings,
+            [
+                ("app.mode", "x"),
+                ("check_function_bodies", "off"),
+                ("lock_timeout", "5s"),
+                ("work_mem", "64")
+            ]
+        );
+        let m = parse(r#"{ "name": "a", "version": "1.0.0", "extensions": ["hstore"] }"#).unwrap();
+        assert_eq!(m.extensions[0].name, "hstore");
+        assert_eq!(m.extensions[0].version, None);
+
+        assert_eq!(
+            error(r#"{ "name": "a", "version": "1.0.0", "settings": { "search_path": "x" } }"#),
+            "pkg/package.json: \"settings\": \"search_path\" cannot be a package setting: pgpm sets it to the package's schema and its dependencies' schemas; name other schemas in the SQL (@schema@, @dependency@)"
+        );
+        assert!(
+            error(r#"{ "name": "a", "version": "1.0.0", "settings": { "ROLE": "x" } }"#)
+                .contains("owner_role")
+        );
+        assert_eq!(
+            error(r#"{ "name": "a", "version": "1.0.0", "settings": { "a b": "x" } }"#),
+            "pkg/package.json: \"settings\": \"a b\" is not a setting name"
+        );
+        assert!(
+            error(r#"{ "name": "a", "version": "1.0.0", "settings": { "x": [1] } }"#)
+                .contains("must be an object of setting names to values")
+        );
+        assert_eq!(
+            error(r#"{ "name": "a", "version": "1.0.0", "extensions": { "x; DROP": "*" } }"#),
+            "pkg/package.json: \"extensions\": \"x; DROP\": names and versions use letters, digits, `_`, `-` and `.`"
+        );
+        assert!(
+            error(r#"{ "name": "a", "version": "1.0.0", "extensions": "pgcrypto" }"#)
+                .contains("must be an object of extension names")
         );
     }
 }

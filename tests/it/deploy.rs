@@ -806,3 +806,127 @@ fn a_misspelt_placeholder_is_refused_before_anything_runs() {
     assert!(schemas(&db, "core%").is_empty());
     assert!(schemas(&db, "billing%").is_empty());
 }
+
+#[test]
+fn a_package_gets_its_extensions_and_settings() {
+    let db = TestDb::installed();
+    let ws = tempfile::tempdir().unwrap();
+    let files: &[(&str, &str)] = &[(
+        "functions/f.sql",
+        // citext comes from the extension; later_table does not exist, which
+        // only check_function_bodies = off lets through.
+        "CREATE FUNCTION same(a citext, b citext) RETURNS boolean LANGUAGE sql AS 'SELECT a = b';\nCREATE FUNCTION later() RETURNS bigint LANGUAGE sql AS 'SELECT count(*) FROM later_table';\n",
+    )];
+    let manifest = |version: &str| {
+        serde_json::json!({
+            "name": "app", "version": version, "functions_path": "functions",
+            "extensions": { "citext": "*" },
+            "settings": { "check_function_bodies": false }
+        })
+    };
+    package(ws.path(), "app1", manifest("1.0.0"), files);
+    let (code, _, stderr) = deploy(&db, ws.path(), &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("note: app 1.0.0: creates extension citext")
+            && stderr.contains("in schema public"),
+        "{stderr}"
+    );
+    let mut client = db.connect();
+    let same: bool = client
+        .query_one("SELECT app_1_0_0.same('Abc', 'aBC')", &[])
+        .unwrap()
+        .get(0);
+    assert!(same, "citext compares without case");
+    let schema: String = client
+        .query_one(
+            "SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extname = 'citext'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        schema, "public",
+        "not in the package's schema, which a removal drops"
+    );
+    // The setting ended with the package.
+    let checks: String = client
+        .query_one("SHOW check_function_bodies", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(checks, "on");
+
+    // A second version finds the extension there and records that.
+    package(ws.path(), "app2", manifest("1.1.0"), files);
+    let (code, _, stderr) = deploy(&db, ws.path(), &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains("creates extension"), "{stderr}");
+    let rows: Vec<(String, bool)> = client
+        .query(
+            "SELECT version, created FROM _pgpm.package_extensions WHERE extension = 'citext' ORDER BY version",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(rows, [("1.0.0".into(), true), ("1.1.0".into(), false)]);
+}
+
+#[test]
+fn extensions_and_settings_the_server_cannot_give_are_refused_before_anything_runs() {
+    for (extensions, settings, expected) in [
+        (
+            serde_json::json!({ "citext": "0.1" }),
+            serde_json::json!({}),
+            "app 1.0.0 needs extension citext 0.1; this server has 1.",
+        ),
+        (
+            serde_json::json!({ "no_such_extension": "*" }),
+            serde_json::json!({}),
+            "app 1.0.0 needs extension no_such_extension, which this server does not have",
+        ),
+        (
+            serde_json::json!({ "plpgsql": "0.9" }),
+            serde_json::json!({}),
+            "extension plpgsql is at version 1.0 in this database and app 1.0.0 needs 0.9",
+        ),
+        (
+            serde_json::json!({ "citext": "*" }),
+            serde_json::json!({ "check_function_bodys": "off" }),
+            "\"settings\": the server has no setting \"check_function_bodys\"",
+        ),
+    ] {
+        let db = TestDb::installed();
+        let ws = tempfile::tempdir().unwrap();
+        let dir = package(
+            ws.path(),
+            "app",
+            serde_json::json!({
+                "name": "app", "version": "1.0.0", "functions_path": "functions",
+                "extensions": extensions, "settings": settings
+            }),
+            &[(
+                "functions/f.sql",
+                "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1';\n",
+            )],
+        );
+        let (code, _, stderr) = deploy(&db, &dir, &[]);
+        assert_eq!(code, 1, "{stderr}");
+        assert!(
+            stderr.contains(&format!("{}", dir.join("package.json").display()))
+                && stderr.contains(expected),
+            "{expected}: {stderr}"
+        );
+        assert!(schemas(&db, "app%").is_empty());
+        let citext: i64 = db
+            .connect()
+            .query_one(
+                "SELECT count(*) FROM pg_extension WHERE extname = 'citext'",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        assert_eq!(citext, 0, "{expected}");
+    }
+}

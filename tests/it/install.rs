@@ -39,6 +39,7 @@ fn install_on_an_empty_database_creates_the_catalog() {
             "meta",
             "migrations",
             "package_dependencies",
+            "package_extensions",
             "packages",
             "sessions",
             "table_scripts"

@@ -411,7 +411,7 @@ fn malformed_json_reports_path_line_and_column() {
 fn an_unknown_key_is_named_with_the_known_ones() {
     let stderr = plan_error("plan-unknown-key");
     assert!(
-        stderr.contains("typo/package.json: unknown key \"function_path\"; the known keys are: name, version, subclass, scope, description, license, owner_role, usage_roles, table_grants, dependencies, types_path, tables_path, functions_path, views_path, triggers_path"),
+        stderr.contains("typo/package.json: unknown key \"function_path\"; the known keys are: name, version, subclass, scope, description, license, owner_role, usage_roles, table_grants, extensions, settings, dependencies, types_path, tables_path, functions_path, views_path, triggers_path"),
         "{stderr}"
     );
     let err = plan_workspace(&fixture("plan-unknown-key"), &[]).unwrap_err();

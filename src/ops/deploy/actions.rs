@@ -11,8 +11,8 @@ use super::{DeployError, DeployOptions, DeployReport, Mode, OutcomeKind, Result}
 use crate::catalog::read::{self, TargetState};
 use crate::catalog::write::{self, PackageRecord};
 use crate::db::marks;
-use crate::db::quote::quote_ident;
-use crate::db::script::{Action, Origin, Script};
+use crate::db::quote::{quote_ident, quote_literal};
+use crate::db::script::{Action, Origin, Param, Script};
 use crate::package::manifest::Phase;
 use crate::plan::PackagePlan;
 use crate::sql::Statement;
@@ -40,6 +40,8 @@ pub(super) fn prepare_package(
         opts.mode
     };
     let kind = schema_actions(client, pkg, target, mode, how.public, report)?;
+    extension_actions(client, pkg, report)?;
+    setting_actions(client, pkg, &mut report.script)?;
     let fresh_schema = !matches!(kind, OutcomeKind::Overwritten);
     let kind = if only_files.is_some() {
         OutcomeKind::Files
@@ -71,6 +73,115 @@ pub(super) fn prepare_package(
         },
     ));
     Ok(kind)
+}
+
+/// The manifest's `extensions`: each one the database has at the version
+/// asked for is recorded; one it lacks is created (with `CASCADE`, so what
+/// it requires comes too) in the schema its control file fixes or else in
+/// `public`, never in the package's schema, whose removal would take it
+/// along. Whatever cannot be had is refused before anything runs.
+fn extension_actions(
+    client: &mut impl GenericClient,
+    pkg: &PackagePlan,
+    report: &mut DeployReport,
+) -> Result<()> {
+    let manifest = &pkg.manifest;
+    let version = manifest.version.to_string();
+    for extension in &manifest.extensions {
+        let name = &extension.name;
+        let wanted = extension.version.as_deref();
+        let state = read::extension_state(client, name, wanted)?;
+        let refuse = |message: String| DeployError::Extension {
+            manifest: manifest.manifest_path.clone(),
+            message,
+        };
+        let scheduled = report.extensions_created.contains(name);
+        let created = match (&state.installed, wanted) {
+            _ if scheduled => false,
+            (Some(installed), Some(wanted)) if installed != wanted => {
+                return Err(refuse(format!(
+                    "extension {name} is at version {installed} in this database and {} needs {wanted}: ALTER EXTENSION {} UPDATE TO {} first, or change the manifest",
+                    pkg.label(),
+                    quote_ident(name),
+                    quote_literal(wanted)
+                )));
+            }
+            (Some(_), _) => false,
+            (None, _) if state.default_version.is_none() => {
+                return Err(refuse(format!(
+                    "{} needs extension {name}, which this server does not have (see pg_available_extensions): install it on the server first",
+                    pkg.label()
+                )));
+            }
+            (None, Some(wanted)) if !state.versions.iter().any(|v| v == wanted) => {
+                return Err(refuse(format!(
+                    "{} needs extension {name} {wanted}; this server has {}",
+                    pkg.label(),
+                    state.versions.join(", ")
+                )));
+            }
+            (None, _) if state.needs_superuser => {
+                return Err(refuse(format!(
+                    "{} needs extension {name}, which only a superuser can create: have one run CREATE EXTENSION {} in this database first",
+                    pkg.label(),
+                    quote_ident(name)
+                )));
+            }
+            (None, _) => true,
+        };
+        let script = &mut report.script;
+        if created {
+            let schema = state.fixed_schema.as_deref().unwrap_or("public");
+            let at = wanted.or(state.default_version.as_deref()).unwrap_or("");
+            script.push(Action::Note(format!(
+                "extension {name} {at} for {}",
+                pkg.label()
+            )));
+            script.push(Action::Sql(format!(
+                "CREATE EXTENSION IF NOT EXISTS {}{} SCHEMA {} CASCADE",
+                quote_ident(name),
+                wanted
+                    .map(|v| format!(" VERSION {}", quote_literal(v)))
+                    .unwrap_or_default(),
+                quote_ident(schema)
+            )));
+            report.notes.push(format!(
+                "{}: creates extension {name} {at} in schema {schema}",
+                pkg.label()
+            ));
+            report.extensions_created.push(name.clone());
+        }
+        script.push(write::record_extension(
+            &manifest.name,
+            &version,
+            name,
+            created,
+        ));
+    }
+    Ok(())
+}
+
+/// The manifest's `settings`, for the package's statements only: `SET
+/// LOCAL` through `set_config`, values bound; the `RESET ALL` after the
+/// package ends them. An unknown name is refused before anything runs.
+fn setting_actions(
+    client: &mut impl GenericClient,
+    pkg: &PackagePlan,
+    script: &mut Script,
+) -> Result<()> {
+    for (name, value) in &pkg.manifest.settings {
+        if !read::setting_exists(client, name)? {
+            return Err(DeployError::UnknownSetting {
+                manifest: pkg.manifest.manifest_path.clone(),
+                name: name.clone(),
+            });
+        }
+        script.push(Action::Bound {
+            sql: "SELECT pg_catalog.set_config($1, $2, true)",
+            params: vec![Param::text(name), Param::text(value)],
+        });
+    }
+    Ok(())
 }
 
 /// What happens to the package's schema: rename, drop, create, and the

@@ -170,6 +170,14 @@ pub enum DeployError {
         column: usize,
         server: String,
     },
+    /// An extension of the manifest's `extensions` cannot be had.
+    #[error("{}: {message}", manifest.display())]
+    Extension { manifest: PathBuf, message: String },
+    #[error(
+        "{}: \"settings\": the server has no setting \"{name}\" (see pg_settings; custom settings are named prefix.name)",
+        manifest.display()
+    )]
+    UnknownSetting { manifest: PathBuf, name: String },
     #[error("cannot read {}", path.display())]
     Io {
         path: PathBuf,
@@ -254,6 +262,8 @@ pub struct DeployReport {
     pub warnings: Vec<String>,
     /// What planning changed in the deployed packages' files and says so.
     pub notes: Vec<String>,
+    /// The extensions this deploy creates, by name, in the order created.
+    pub extensions_created: Vec<String>,
     pub dry_run: bool,
 }
 
@@ -323,6 +333,7 @@ fn prepare(
         outcomes: Vec::new(),
         warnings: Vec::new(),
         notes: Vec::new(),
+        extensions_created: Vec::new(),
         dry_run: opts.dry_run,
     };
     check_roles(client, plan, opts)?;
