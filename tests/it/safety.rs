@@ -535,6 +535,55 @@ fn the_whole_life_cycle_works_for_a_database_owner_that_is_not_a_superuser() {
 }
 
 #[test]
+fn a_database_owner_that_is_not_a_superuser_gets_trusted_extensions_only() {
+    let db = TestDb::new();
+    let owner = format!("{}_owner", db.name);
+    db.exec(&format!(
+        "CREATE ROLE {owner} LOGIN; ALTER DATABASE {} OWNER TO {owner}; ALTER SCHEMA public OWNER TO {owner};",
+        db.name
+    ));
+    let conn = db.info.clone().with("user", owner.clone()).to_string();
+    let (code, _, stderr) = run(&["install", &conn]);
+    assert_eq!(code, 0, "{stderr}");
+    let ws = tempfile::tempdir().unwrap();
+    // pageinspect is not trusted: only a superuser may create it.
+    for (extension, created) in [("pageinspect", false), ("citext", true)] {
+        let dir = package(
+            &ws.path().join(extension),
+            "app",
+            serde_json::json!({
+                "name": "app", "version": "1.0.0", "functions_path": "functions",
+                "extensions": [extension]
+            }),
+            &[(
+                "functions/f.sql",
+                "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1';\n",
+            )],
+        );
+        let (code, _, stderr) = run(&["deploy", &conn, dir.to_str().unwrap()]);
+        if created {
+            assert_eq!(code, 0, "{stderr}");
+            assert!(stderr.contains("creates extension citext"), "{stderr}");
+        } else {
+            assert_eq!(code, 1, "{stderr}");
+            assert!(
+                stderr.contains("app 1.0.0 needs extension pageinspect, which only a superuser can create: have one run CREATE EXTENSION \"pageinspect\" in this database first"),
+                "{stderr}"
+            );
+        }
+        let count: i64 = db
+            .connect()
+            .query_one(
+                "SELECT count(*) FROM pg_extension WHERE extname = $1",
+                &[&extension],
+            )
+            .unwrap()
+            .get(0);
+        assert_eq!(count, i64::from(created), "{extension}");
+    }
+}
+
+#[test]
 fn expressions_nested_too_deep_are_a_clear_error() {
     let ws = tempfile::tempdir().unwrap();
     for (depth, code) in [(3_000, 0), (20_000, 1)] {
