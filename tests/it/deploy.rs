@@ -813,9 +813,11 @@ fn a_package_gets_its_extensions_and_settings() {
     let ws = tempfile::tempdir().unwrap();
     let files: &[(&str, &str)] = &[(
         "functions/f.sql",
-        // citext comes from the extension; later_table does not exist, which
-        // only check_function_bodies = off lets through.
-        "CREATE FUNCTION same(a citext, b citext) RETURNS boolean LANGUAGE sql AS 'SELECT a = b';\nCREATE FUNCTION later() RETURNS bigint LANGUAGE sql AS 'SELECT count(*) FROM later_table';\n",
+        // citext comes from the extension (named with its schema: public is
+        // not on the path on 13 and 14, where PUBLIC may create in it);
+        // later_table does not exist, which only check_function_bodies =
+        // off lets through.
+        "CREATE FUNCTION same(a public.citext, b public.citext) RETURNS boolean LANGUAGE sql AS 'SELECT a = b';\nCREATE FUNCTION later() RETURNS bigint LANGUAGE sql AS 'SELECT count(*) FROM later_table';\n",
     )];
     let manifest = |version: &str| {
         serde_json::json!({
