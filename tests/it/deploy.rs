@@ -932,3 +932,38 @@ fn extensions_and_settings_the_server_cannot_give_are_refused_before_anything_ru
         assert_eq!(citext, 0, "{expected}");
     }
 }
+
+#[test]
+fn two_packages_that_need_different_versions_of_one_new_extension_are_refused() {
+    let db = TestDb::installed();
+    let ws = tempfile::tempdir().unwrap();
+    let f: &[(&str, &str)] = &[(
+        "functions/f.sql",
+        "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1';\n",
+    )];
+    package(
+        ws.path(),
+        "a",
+        serde_json::json!({ "name": "a", "version": "1.0.0", "functions_path": "functions", "extensions": { "citext": "*" } }),
+        f,
+    );
+    package(
+        ws.path(),
+        "b",
+        serde_json::json!({
+            "name": "b", "version": "1.0.0", "functions_path": "functions",
+            "extensions": { "citext": "1.4" }, "dependencies": { "a": "^1" }
+        }),
+        f,
+    );
+    let (code, _, stderr) = deploy(&db, ws.path(), &[]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("this deploy creates extension citext at version 1.")
+            && stderr.contains(
+                "for a package before b 1.0.0, which needs 1.4: give both packages the same version"
+            ),
+        "{stderr}"
+    );
+    assert!(schemas(&db, "a%").is_empty());
+}

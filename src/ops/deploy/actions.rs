@@ -95,16 +95,26 @@ fn extension_actions(
             manifest: manifest.manifest_path.clone(),
             message,
         };
-        let scheduled = report.extensions_created.contains(name);
-        let created = match (&state.installed, wanted) {
-            _ if scheduled => false,
+        // Created for a package before this one in the same deploy.
+        let scheduled = report
+            .extensions_created
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone());
+        let created = match (state.installed.as_ref().or(scheduled.as_ref()), wanted) {
             (Some(installed), Some(wanted)) if installed != wanted => {
-                return Err(refuse(format!(
-                    "extension {name} is at version {installed} in this database and {} needs {wanted}: ALTER EXTENSION {} UPDATE TO {} first, or change the manifest",
-                    pkg.label(),
-                    quote_ident(name),
-                    quote_literal(wanted)
-                )));
+                let label = pkg.label();
+                return Err(refuse(if scheduled.is_some() {
+                    format!(
+                        "this deploy creates extension {name} at version {installed} for a package before {label}, which needs {wanted}: give both packages the same version"
+                    )
+                } else {
+                    format!(
+                        "extension {name} is at version {installed} in this database and {label} needs {wanted}: ALTER EXTENSION {} UPDATE TO {} first, or change the manifest",
+                        quote_ident(name),
+                        quote_literal(wanted)
+                    )
+                }));
             }
             (Some(_), _) => false,
             (None, _) if state.default_version.is_none() => {
@@ -149,7 +159,9 @@ fn extension_actions(
                 "{}: creates extension {name} {at} in schema {schema}",
                 pkg.label()
             ));
-            report.extensions_created.push(name.clone());
+            report
+                .extensions_created
+                .push((name.clone(), at.to_string()));
         }
         script.push(write::record_extension(
             &manifest.name,

@@ -262,8 +262,9 @@ pub struct DeployReport {
     pub warnings: Vec<String>,
     /// What planning changed in the deployed packages' files and says so.
     pub notes: Vec<String>,
-    /// The extensions this deploy creates, by name, in the order created.
-    pub extensions_created: Vec<String>,
+    /// The extensions this deploy creates, with the version each gets, in
+    /// the order created.
+    pub extensions_created: Vec<(String, String)>,
     pub dry_run: bool,
 }
 
