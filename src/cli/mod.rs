@@ -191,6 +191,10 @@ struct PlanArgs {
     /// Print the plan as JSON.
     #[arg(long)]
     json: bool,
+    /// Under each statement, the statements it waits for (what it uses,
+    /// replaces or must follow a DROP of), so the order can be checked.
+    #[arg(long)]
+    explain: bool,
 }
 
 fn plan(args: PlanArgs) -> Result<()> {
@@ -221,8 +225,12 @@ fn plan(args: PlanArgs) -> Result<()> {
             .map_err(|e| Error::io("stdout")(e.into()))?;
         writeln!(out).map_err(Error::io("stdout"))?;
     } else {
-        write!(out, "{}", render::plan_text(&plan, existing.as_ref()))
-            .map_err(Error::io("stdout"))?;
+        write!(
+            out,
+            "{}",
+            render::plan_text(&plan, existing.as_ref(), args.explain)
+        )
+        .map_err(Error::io("stdout"))?;
     }
     out.flush().map_err(Error::io("stdout"))?;
     Ok(())

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 /// phase's statements with `file:line` relative to the package folder.
 /// With `existing` (the schemas found in the database), says for each
 /// package whether its schema exists already.
-pub fn plan_text(plan: &Plan, existing: Option<&BTreeSet<String>>) -> String {
+pub fn plan_text(plan: &Plan, existing: Option<&BTreeSet<String>>, explain: bool) -> String {
     let mut out = String::new();
     let n = plan.packages.len();
     let _ = writeln!(
@@ -67,6 +67,14 @@ pub fn plan_text(plan: &Plan, existing: Option<&BTreeSet<String>>) -> String {
                 .unwrap_or(0);
             for s in &phase.statements {
                 let _ = writeln!(out, "     {:width$}  {}", location(s), s.summary());
+                if explain && !s.waits_for.is_empty() {
+                    let after: Vec<String> = s
+                        .waits_for
+                        .iter()
+                        .map(|&w| location(&phase.statements[w]))
+                        .collect();
+                    let _ = writeln!(out, "     {:width$}    after {}", "", after.join(", "));
+                }
             }
             if phase.statements.is_empty() {
                 let _ = writeln!(out, "     (no statements)");
@@ -165,6 +173,8 @@ impl Serialize for PhaseJson<'_> {
             column: usize,
             kind: String,
             defines: Vec<String>,
+            /// Indexes into this phase's `statements`.
+            waits_for: &'a [usize],
             sql: &'a str,
         }
         let phase = self.0;
@@ -188,6 +198,7 @@ impl Serialize for PhaseJson<'_> {
                 column: s.column,
                 kind: s.kind.to_string(),
                 defines: s.defines.iter().map(ToString::to_string).collect(),
+                waits_for: &s.waits_for,
                 sql: &s.sql,
             })
             .collect();

@@ -401,8 +401,16 @@ fn package_phases(
                 let (drops, rest): (Vec<_>, Vec<_>) = statements
                     .into_iter()
                     .partition(|s| matches!(s.kind, StatementKind::Drop(_)));
+                let offset = drops.len();
                 let mut ordered = drops;
-                ordered.extend(sql::order(rest, package.manifest.schema())?);
+                ordered.extend(
+                    sql::order(rest, package.manifest.schema())?
+                        .into_iter()
+                        .map(|mut s| {
+                            s.waits_for.iter_mut().for_each(|w| *w += offset);
+                            s
+                        }),
+                );
                 ordered
             }
             _ => sql::order(statements, package.manifest.schema())?,

@@ -69,6 +69,10 @@ pub struct Statement {
     /// What a `DROP` removes: every statement that creates or uses one of
     /// these runs after it.
     pub drops: Vec<ObjectName>,
+    /// The statements this one must follow and why its place is what it
+    /// is: positions, ascending, in the order [`order`] returns (the
+    /// statements it defines, drops or replaces). Empty until ordered.
+    pub waits_for: Vec<usize>,
 }
 
 impl Statement {

@@ -129,10 +129,20 @@ pub fn order(
     }
 
     let sequence = toposort(&deps).map_err(|walk| cycle_error(&statements, walk))?;
+    let mut position = vec![0; count];
+    for (at, &index) in sequence.iter().enumerate() {
+        position[index] = at;
+    }
     let mut slots: Vec<Option<Statement>> = statements.into_iter().map(Some).collect();
     Ok(sequence
         .into_iter()
-        .filter_map(|index| slots[index].take())
+        .filter_map(|index| {
+            let mut statement = slots[index].take()?;
+            let mut waits_for: Vec<usize> = deps[index].iter().map(|&d| position[d]).collect();
+            waits_for.sort_unstable();
+            statement.waits_for = waits_for;
+            Some(statement)
+        })
         .collect())
 }
 

@@ -120,6 +120,7 @@ fn parse_here(path: &Path, text: &str) -> Result<Vec<Statement>, SqlError> {
             references: analysis.references,
             standard_body: analysis.standard_body,
             drops: analysis.drops,
+            waits_for: Vec::new(),
         });
     }
     Ok(statements)

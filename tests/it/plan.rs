@@ -766,3 +766,40 @@ fn plan_with_a_connection_reads_deployed_versions_and_existing_schemas() {
         "{stdout}"
     );
 }
+
+#[test]
+fn explain_shows_what_each_statement_waits_for() {
+    let ws = tempfile::tempdir().unwrap();
+    let dir = crate::common::package(
+        ws.path(),
+        "app",
+        serde_json::json!({ "name": "app", "version": "1.0.0", "functions_path": "functions" }),
+        &[
+            (
+                "functions/1_b.sql",
+                "CREATE FUNCTION b() RETURNS int LANGUAGE sql AS 'SELECT a() + 1';\n",
+            ),
+            (
+                "functions/2_a.sql",
+                "\nCREATE FUNCTION a() RETURNS int LANGUAGE sql AS 'SELECT 1';\n",
+            ),
+        ],
+    );
+    let (code, stdout, stderr) = output(pgpm().arg("plan").arg(&dir).arg("--explain").assert());
+    assert_eq!(code, 0, "{stderr}");
+    let lines: Vec<&str> = stdout.lines().map(str::trim).collect();
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with("functions/1_b.sql:1"))
+        .expect("b is planned");
+    assert!(lines[at - 1].starts_with("functions/2_a.sql:2"), "{stdout}");
+    assert_eq!(lines[at + 1], "after functions/2_a.sql:2", "{stdout}");
+
+    let (code, stdout, stderr) = output(pgpm().arg("plan").arg(&dir).arg("--json").assert());
+    assert_eq!(code, 0, "{stderr}");
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let statements = &json["packages"][0]["phases"][0]["statements"];
+    assert_eq!(statements[0]["file"], "functions/2_a.sql");
+    assert_eq!(statements[0]["waits_for"], serde_json::json!([]));
+    assert_eq!(statements[1]["waits_for"], serde_json::json!([0]));
+}
