@@ -517,6 +517,17 @@ impl Refs {
                 }
                 return;
             }
+            // `COMMENT ON AGGREGATE agg(int)`, `ALTER AGGREGATE ... OWNER`:
+            // the aggregate, then the argument types below.
+            K::AGGREGATE => self.push_ref_node(Namespace::Routine, node),
+            // `COMMENT ON CAST (a AS b)`: the cast, then its types below.
+            K::CAST_SIG => self.push(cast_name(node)),
+            // An operator: in `COMMENT ON OPERATOR`, `ALTER OPERATOR`, and
+            // used in an expression.
+            K::OP | K::CUSTOM_OP => {
+                self.push(operator_name(node));
+                return;
+            }
             K::CALL_EXPR if self.call(node) => return,
             K::ATTRIBUTE_OPTION => {
                 self.attribute(node);

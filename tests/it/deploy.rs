@@ -967,3 +967,49 @@ fn two_packages_that_need_different_versions_of_one_new_extension_are_refused() 
     );
     assert!(schemas(&db, "a%").is_empty());
 }
+
+#[test]
+fn statements_about_aggregates_operators_and_casts_follow_them() {
+    let about = "COMMENT ON AGGREGATE total(int) IS 'sum';\nALTER AGGREGATE total(int) OWNER TO CURRENT_USER;\nCOMMENT ON OPERATOR === (int, int) IS 'same';\nCOMMENT ON CAST (label AS int) IS 'length';\n";
+    let defs = "CREATE FUNCTION plus(int, int) RETURNS int LANGUAGE sql AS 'SELECT $1 + $2';\nCREATE AGGREGATE total(int) (SFUNC = plus, STYPE = int);\nCREATE FUNCTION same(int, int) RETURNS boolean LANGUAGE sql AS 'SELECT $1 = $2';\nCREATE OPERATOR === (LEFTARG = int, RIGHTARG = int, FUNCTION = same);\nCREATE FUNCTION label_length(label) RETURNS int LANGUAGE sql AS 'SELECT length($1::text)';\nCREATE CAST (label AS int) WITH FUNCTION label_length(label);\n";
+    // A SQL body using the operator is checked at creation, so it needs it.
+    let uses =
+        "CREATE FUNCTION same_as_one(n int) RETURNS boolean LANGUAGE sql AS 'SELECT n === 1';\n";
+    for (a, d, u) in [
+        ("1_about.sql", "2_defs.sql", "3_uses.sql"),
+        ("3_about.sql", "1_defs.sql", "2_uses.sql"),
+        ("2_about.sql", "3_defs.sql", "1_uses.sql"),
+    ] {
+        let db = TestDb::installed();
+        let ws = tempfile::tempdir().unwrap();
+        let dir = package(
+            ws.path(),
+            "app",
+            serde_json::json!({
+                "name": "app", "version": "1.0.0",
+                "types_path": "types", "functions_path": "functions"
+            }),
+            &[
+                ("types/label.sql", "CREATE DOMAIN label AS text;\n"),
+                (&format!("functions/{a}"), about),
+                (&format!("functions/{d}"), defs),
+                (&format!("functions/{u}"), uses),
+            ],
+        );
+        let (code, _, stderr) = deploy(&db, &dir, &[]);
+        assert_eq!(code, 0, "{a}: {stderr}");
+        let mut client = db.connect();
+        client.batch_execute("SET search_path = app_1_0_0").unwrap();
+        let row = client
+            .query_one(
+                "SELECT obj_description('app_1_0_0.total(int)'::regprocedure),
+                        obj_description('app_1_0_0.===(int, int)'::regoperator),
+                        app_1_0_0.same_as_one(1)",
+                &[],
+            )
+            .unwrap();
+        assert_eq!(row.get::<_, String>(0), "sum", "{a}");
+        assert_eq!(row.get::<_, String>(1), "same", "{a}");
+        assert!(row.get::<_, bool>(2), "{a}");
+    }
+}
