@@ -485,8 +485,8 @@ impl Refs {
                 // Type modifiers (`numeric(10, 2)`) hold no names.
                 return;
             }
-            K::PERCENT_TYPE => {
-                // `table.column%TYPE` needs the table.
+            K::PERCENT_TYPE | K::QUALIFIED_COLUMN_NAME_REF => {
+                // `table.column%TYPE` and `table.column` need the table.
                 let table = node
                     .children()
                     .find_map(ast::PathRef::cast)
@@ -500,14 +500,6 @@ impl Refs {
             }
             K::RELATION_NAME_REF | K::TABLE_NAME_REF | K::VIEW_REF | K::SEQUENCE_REF => {
                 self.push_ref_node(Namespace::Relation, node);
-                return;
-            }
-            K::QUALIFIED_COLUMN_NAME_REF => {
-                let table = node
-                    .children()
-                    .find_map(ast::PathRef::cast)
-                    .and_then(|path| path.qualifier());
-                self.push_path_ref(Namespace::Relation, table);
                 return;
             }
             K::SCHEMA_REF => {
