@@ -370,13 +370,13 @@ pub fn record_extension(package: &str, version: &str, extension: &str, created: 
         sql: concat!(
             "INSERT INTO _pgpm.package_extensions (deployment_id, package, version, extension, extversion, created) SELECT ",
             deployment_id!(),
-            ", $1, $2, extname, extversion, $4::text::boolean FROM pg_catalog.pg_extension WHERE extname = $3"
+            ", $1, $2, extname, extversion, $4 FROM pg_catalog.pg_extension WHERE extname = $3"
         ),
         params: vec![
             Param::text(package),
             Param::text(version),
             Param::text(extension),
-            Param::text(if created { "true" } else { "false" }),
+            Param::Bool(created),
         ],
     }
 }

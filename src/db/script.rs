@@ -26,6 +26,7 @@ pub enum Param {
     Text(Option<String>),
     Int(i32),
     BigInt(i64),
+    Bool(bool),
 }
 
 impl Param {
@@ -38,6 +39,7 @@ impl Param {
             Param::Text(v) => v,
             Param::Int(v) => v,
             Param::BigInt(v) => v,
+            Param::Bool(v) => v,
         }
     }
 
@@ -48,6 +50,7 @@ impl Param {
             Param::Text(None) => "NULL".into(),
             Param::Int(v) => v.to_string(),
             Param::BigInt(v) => v.to_string(),
+            Param::Bool(v) => v.to_string(),
         }
     }
 }
