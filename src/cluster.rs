@@ -144,6 +144,56 @@ impl Cluster {
         Ok(cluster)
     }
 
+    /// Makes a streaming hot standby of this running cluster in `dir` with
+    /// `pg_basebackup -R` and starts it. `pg_basebackup` is the program to
+    /// use: this server's own, or one of a newer major (it backs up older
+    /// servers). For tests of what runs on replicas.
+    pub fn start_standby(&self, dir: &Path, pg_basebackup: &Path) -> Result<Cluster, ClusterError> {
+        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        if let Some((uid, gid)) = self.run_as {
+            std::os::unix::fs::chown(dir, Some(uid), Some(gid)).map_err(io_err(dir))?;
+        }
+        let dir = dir.canonicalize().map_err(io_err(dir))?;
+        let standby = Cluster {
+            bindir: self.bindir.clone(),
+            port: free_port().map_err(io_err(&dir))?,
+            dir,
+            tcp: self.tcp,
+            run_as: self.run_as,
+        };
+        let mut cmd = Command::new(pg_basebackup);
+        cmd.env("LC_ALL", "C").env_remove("PGDATA");
+        if let Some((uid, gid)) = self.run_as {
+            cmd.uid(uid).gid(gid).current_dir(&standby.dir);
+        }
+        let out = cmd
+            .arg("-D")
+            .arg(standby.data_dir())
+            .args(["-R", "-X", "stream", "-c", "fast", "-U", SUPERUSER, "-h"])
+            .arg(self.socket_dir())
+            .arg("-p")
+            .arg(self.port.to_string())
+            .output()
+            .map_err(io_err(pg_basebackup))?;
+        check("pg_basebackup", out)?;
+        // The primary_conninfo that -R wrote carries options of
+        // pg_basebackup's libpq (sslsni, ...) that an older server's libpq
+        // refuses: the last setting of the file wins, so a plain one is
+        // appended.
+        let auto_conf = standby.data_dir().join("postgresql.auto.conf");
+        let mut conf = std::fs::read_to_string(&auto_conf).map_err(io_err(&auto_conf))?;
+        conf.push_str(&format!(
+            "primary_conninfo = 'host=''{}'' port={} user={SUPERUSER}'\n",
+            self.socket_dir().display(),
+            self.port
+        ));
+        std::fs::write(&auto_conf, conf).map_err(io_err(&auto_conf))?;
+        let port_file = standby.dir.join("port");
+        std::fs::write(&port_file, standby.port.to_string()).map_err(io_err(&port_file))?;
+        standby.pg_ctl_start()?;
+        Ok(standby)
+    }
+
     /// The cluster in `dir`, if one was created there, without starting it.
     pub fn existing(dir: &Path) -> Result<Option<Cluster>, ClusterError> {
         let Ok(dir) = dir.canonicalize() else {

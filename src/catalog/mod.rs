@@ -77,6 +77,11 @@ pub const STEPS: &[Step] = &[
         file: "schema/0009_extensions.sql",
         sql: include_str!("../../schema/0009_extensions.sql"),
     },
+    Step {
+        version: 10,
+        file: "schema/0010_live_clients.sql",
+        sql: include_str!("../../schema/0010_live_clients.sql"),
+    },
 ];
 
 /// The catalog version this binary installs and understands.

@@ -98,6 +98,10 @@ pub struct PackageRow {
 /// package, its catalog row) and the package the catalog records there.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TargetState {
+    /// The package's schema: the one the catalog records for the current
+    /// revision of its version, else the one named after it; `None` for
+    /// database scope.
+    pub schema: Option<String>,
     /// The schema exists (database scope: a current row for the name exists).
     pub exists: bool,
     /// The catalog's current package in that schema.
@@ -125,23 +129,32 @@ pub fn target_states<'a>(
 ) -> Result<HashMap<PathBuf, TargetState>> {
     let manifests: Vec<&Manifest> = manifests.into_iter().collect();
     let names: Vec<&str> = manifests.iter().map(|m| m.name.as_str()).collect();
+    let versions: Vec<String> = manifests.iter().map(|m| m.version.to_string()).collect();
     let schemas: Vec<Option<&str>> = manifests.iter().map(|m| m.schema()).collect();
     let rows = client
         .query(
             "SELECT t.i::int8, CASE WHEN t.schema IS NULL THEN p.package_id IS NOT NULL
                              ELSE n.oid IS NOT NULL END,
-                    p.package_id, p.name, p.version, p.checksum
-               FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS t(name, schema, i)
-               LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = t.schema
+                    p.package_id, p.name, p.version, p.checksum, s.schema
+               FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS t(name, schema, version, i)
+               -- A revision deployed beside the first (--mode revision)
+               -- lives in a schema of its own.
+               CROSS JOIN LATERAL (
+                    SELECT coalesce((SELECT c.schema_name FROM _pgpm.packages c
+                                      WHERE t.schema IS NOT NULL AND c.name = t.name
+                                        AND c.version = t.version AND c.scope = 'schema'
+                                        AND c.old_rev IS NULL AND c.removed_at IS NULL),
+                                    t.schema) AS schema) s
+               LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = s.schema
                LEFT JOIN LATERAL (
                     SELECT package_id, name, version, checksum FROM _pgpm.packages
-                     WHERE t.schema IS NOT NULL AND schema_name = t.schema AND removed_at IS NULL
+                     WHERE s.schema IS NOT NULL AND schema_name = s.schema AND removed_at IS NULL
                     UNION ALL
                     SELECT package_id, name, version, checksum FROM _pgpm.packages
                      WHERE t.schema IS NULL AND name = t.name AND scope = 'database'
                        AND old_rev IS NULL AND removed_at IS NULL
                     LIMIT 1) p ON true",
-            &[&names, &schemas],
+            &[&names, &schemas, &versions],
         )
         .map_err(QueryError::with("cannot read the catalog"))?;
     Ok(rows
@@ -155,6 +168,7 @@ pub fn target_states<'a>(
                 checksum: r.get(5),
             });
             let state = TargetState {
+                schema: r.get(6),
                 exists: r.get(1),
                 package,
             };
@@ -249,16 +263,45 @@ pub fn applied_table_scripts(
         .collect())
 }
 
-/// The first N from 0 such that `<schema>_<N>` is free.
-pub fn free_revision(client: &mut impl GenericClient, schema: &str) -> Result<i32> {
+/// The number an old revision of `name` `version` gets: the first N from 0
+/// that no live revision of it has, and, when it is to be renamed
+/// (`renamed_from`), such that `<schema>_<N>` is free.
+pub fn free_revision(
+    client: &mut impl GenericClient,
+    name: &str,
+    version: &str,
+    renamed_from: Option<&str>,
+) -> Result<i32> {
     Ok(client
         .query_one(
-            "SELECT min(n)::int FROM generate_series(0, (SELECT count(*) FROM pg_namespace)::int) n
-              WHERE NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1 || '_' || n)",
-            &[&schema],
+            "SELECT min(n)::int FROM generate_series(0, (SELECT count(*) FROM pg_namespace)::int
+                                                        + (SELECT count(*) FROM _pgpm.packages)::int) n
+              WHERE NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1::text || '_' || n)
+                AND NOT EXISTS (SELECT 1 FROM _pgpm.packages
+                                 WHERE name = $2 AND version = $3 AND old_rev = n
+                                   AND removed_at IS NULL)",
+            &[&renamed_from, &name, &version],
         )
         .map_err(QueryError::with("cannot find a free schema revision"))?
         .get(0))
+}
+
+/// The schema of a new revision of the package named `schema` when first
+/// deployed: `<schema>_r<K>` for the first K from 1 that no schema has,
+/// the name shortened so that it fits PostgreSQL's 63 bytes.
+pub fn new_revision_schema(client: &mut impl GenericClient, schema: &str) -> Result<String> {
+    for k in 1.. {
+        let suffix = format!("_r{k}");
+        let mut end = schema.len().min(63 - suffix.len());
+        while !schema.is_char_boundary(end) {
+            end -= 1;
+        }
+        let candidate = format!("{}{suffix}", &schema[..end]);
+        if !schema_exists(client, &candidate)? {
+            return Ok(candidate);
+        }
+    }
+    unreachable!("some revision number is free")
 }
 
 /// Objects outside `schema` that `DROP SCHEMA ... CASCADE` would also drop.

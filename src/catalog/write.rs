@@ -108,6 +108,40 @@ pub fn record_rename(schema: &str, renamed: &str, n: i32) -> [Action; 3] {
     ]
 }
 
+/// After a rename of `schema` to `renamed` (and [`record_rename`]): the
+/// routines in it, and in the live packages that depend on it, whose
+/// pinned `search_path` named `schema` name `renamed` instead.
+pub fn repoint_search_path(schema: &str, renamed: &str) -> Action {
+    Action::Bound {
+        sql: "SELECT _pgpm.repoint_search_path($1, $2, ARRAY(
+                  SELECT p.schema_name FROM _pgpm.packages p
+                    JOIN _pgpm.package_dependencies d ON d.package_id = p.package_id
+                    JOIN _pgpm.packages t ON t.package_id = d.dependency_id
+                   WHERE t.schema_name = $2 AND t.removed_at IS NULL
+                     AND p.removed_at IS NULL AND p.schema_name IS NOT NULL))",
+        params: vec![Param::text(schema), Param::text(renamed)],
+    }
+}
+
+/// Records that the current package in `schema` is old revision `n` now: a
+/// new revision went into a schema of its own, and this one stays.
+pub fn record_superseded(schema: &str, n: i32) -> [Action; 2] {
+    [
+        Action::Bound {
+            sql: concat!(
+                "INSERT INTO _pgpm.deployment_packages (deployment_id, package_id, action, detail) SELECT ",
+                deployment_id!(),
+                ", package_id, 'superseded', 'old revision ' || $2::int FROM _pgpm.packages WHERE schema_name = $1 AND removed_at IS NULL"
+            ),
+            params: vec![Param::text(schema), Param::Int(n)],
+        },
+        Action::Bound {
+            sql: "UPDATE _pgpm.packages SET old_rev = $2 WHERE schema_name = $1 AND removed_at IS NULL",
+            params: vec![Param::text(schema), Param::Int(n)],
+        },
+    ]
+}
+
 /// Records that the package in `schema` was dropped with it.
 pub fn record_drop(schema: &str) -> [Action; 3] {
     [

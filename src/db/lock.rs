@@ -43,6 +43,10 @@ pub enum LockError {
         since: String,
         waited: Duration,
     },
+    #[error(
+        "this server is a read-only hot standby (in recovery): pgpm changes only a primary; connect to the primary, or give every host with target_session_attrs=read-write"
+    )]
+    Standby,
     #[error("cannot take pgpm's advisory lock")]
     Db(#[source] postgres::Error),
     #[error("interrupted while waiting for the lock; nothing was changed")]
@@ -62,11 +66,19 @@ impl<'a> Locked<'a> {
         let start = Instant::now();
         for key in [LOCK_KEY, RUNNER_KEY] {
             loop {
-                let got: bool = client
-                    .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
-                    .map_err(LockError::Db)?
-                    .get(0);
-                if got {
+                let row = client
+                    .query_one(
+                        "SELECT pg_try_advisory_lock($1), pg_is_in_recovery()",
+                        &[&key],
+                    )
+                    .map_err(LockError::Db)?;
+                // Every change writes: on a standby it would fail at its
+                // first write with a raw "read-only transaction" error.
+                if row.get::<_, bool>(1) {
+                    let _ = client.execute("SELECT pg_advisory_unlock_all()", &[]);
+                    return Err(LockError::Standby);
+                }
+                if row.get::<_, bool>(0) {
                     break;
                 }
                 if super::connect::interrupted() {

@@ -381,8 +381,19 @@ impl Manifest {
     }
 
     /// The schema the package deploys into; `None` for `scope: database`.
+    /// Named after the package (and, for `versioned`, its version) unless a
+    /// deploy chose another with [`Manifest::deploy_into`].
     pub fn schema(&self) -> Option<&str> {
         self.schema.as_deref()
+    }
+
+    /// Makes the package deploy into `schema` instead: the schema of a new
+    /// revision, or the one the catalog records for its current revision.
+    /// Does nothing to a `scope: database` package, which has none.
+    pub fn deploy_into(&mut self, schema: String) {
+        if self.schema.is_some() {
+            self.schema = Some(schema);
+        }
     }
 
     /// The phase's folders, relative to the package directory.

@@ -338,13 +338,16 @@ fn privileges_and_a_hostile_search_path() {
                 true,
                 "search_path=pg_catalog, pg_temp".into()
             ),
+            // Both forms: (package, requirement) and (..., listen).
+            ("set_search_path".into(), false, String::new()),
             ("set_search_path".into(), false, String::new()),
         ]
     );
     let public_execute: bool = c
         .query_one(
             "SELECT has_function_privilege('public', '_pgpm.api_version(text, text)', 'EXECUTE')
-                 OR has_function_privilege('public', '_pgpm.set_search_path(text, text)', 'EXECUTE')",
+                 OR has_function_privilege('public', '_pgpm.set_search_path(text, text)', 'EXECUTE')
+                 OR has_function_privilege('public', '_pgpm.set_search_path(text, text, boolean)', 'EXECUTE')",
             &[],
         )
         .unwrap()

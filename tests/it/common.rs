@@ -92,6 +92,58 @@ pub fn server() -> &'static Server {
     })
 }
 
+/// A streaming hot standby of our own cluster, started on first use; `None`
+/// (and a note on stderr) when the tests run against an existing server or
+/// no `pg_basebackup` of the server's major or newer is installed (the
+/// embedded builds of other majors ship none).
+pub fn standby() -> Option<&'static Cluster> {
+    static STANDBY: OnceLock<Option<Cluster>> = OnceLock::new();
+    STANDBY
+        .get_or_init(|| {
+            let primary = server().cluster.as_ref()?;
+            let major = server_version_num() / 10000;
+            let Some(basebackup) = pg_basebackup(major) else {
+                eprintln!(
+                    "no pg_basebackup for PostgreSQL {major} or newer: standby tests skipped"
+                );
+                return None;
+            };
+            let dir = tempfile::Builder::new()
+                .prefix("pgpm-standby-")
+                .tempdir()
+                .expect("temp dir")
+                .keep();
+            let standby = primary
+                .start_standby(&dir, &basebackup)
+                .expect("start a standby");
+            standby
+                .remove_when_process_exits(std::process::id())
+                .expect("reaper");
+            Some(standby)
+        })
+        .as_ref()
+}
+
+/// A `pg_basebackup` that can copy a server of `major`: in `PG_BINDIR`, or
+/// of that major or newer under /usr/lib/postgresql.
+fn pg_basebackup(major: i32) -> Option<PathBuf> {
+    let own = std::env::var_os("PG_BINDIR").map(|d| PathBuf::from(d).join("pg_basebackup"));
+    if let Some(own) = own.filter(|p| p.exists()) {
+        return Some(own);
+    }
+    let mut found: Vec<(i32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let v: i32 = e.file_name().to_str()?.parse().ok()?;
+            let bin = e.path().join("bin/pg_basebackup");
+            (v >= major && bin.exists()).then_some((v, bin))
+        })
+        .collect();
+    found.sort();
+    found.into_iter().next().map(|(_, bin)| bin)
+}
+
 /// Makes a test CA (`ca.crt`) and a server certificate for `localhost` and
 /// 127.0.0.1 signed by it, in the cluster's directory, owned by the server's
 /// user. Returns false when `openssl` is not installed (TLS tests then skip).

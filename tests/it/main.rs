@@ -7,6 +7,7 @@ mod cli;
 mod client;
 mod deploy;
 mod install;
+mod live;
 mod migrate;
 mod operate;
 mod plan;

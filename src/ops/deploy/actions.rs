@@ -227,6 +227,8 @@ fn schema_actions(
         return Ok(kind);
     };
     let q = quote_ident(schema);
+    let name = &pkg.manifest.name;
+    let version = pkg.manifest.version.to_string();
     if !target.exists && target.package.is_some() {
         // Dropped by hand: the catalog's row and table scripts go with it.
         report.warnings.push(format!(
@@ -239,7 +241,7 @@ fn schema_actions(
         match mode {
             Mode::Safe | Mode::Overwrite => {}
             Mode::Moderate => {
-                let n = read::free_revision(client, schema)?;
+                let n = read::free_revision(client, name, &version, Some(schema))?;
                 let renamed = format!("{schema}_{n}");
                 script.push(Action::Sql(format!(
                     "ALTER SCHEMA {q} RENAME TO {}",
@@ -248,10 +250,24 @@ fn schema_actions(
                 script
                     .actions
                     .extend(write::record_rename(schema, &renamed, n));
+                // Its routines' pinned search_path (and its dependents')
+                // named the schema: they follow it to its new name.
+                script.push(write::repoint_search_path(schema, &renamed));
                 report.warnings.push(format!(
-                    "{label}: the existing schema {schema} is kept as old revision {renamed}"
+                    "{label}: the existing schema {schema} is kept as old revision {renamed}; sessions whose search_path names {schema} use the new revision from the commit on"
                 ));
                 kind = OutcomeKind::Renamed { to: renamed };
+            }
+            Mode::Revision => {
+                let current = target.schema.as_deref().unwrap_or(schema);
+                let n = read::free_revision(client, name, &version, None)?;
+                script.actions.extend(write::record_superseded(current, n));
+                report.warnings.push(format!(
+                    "{label}: schema {current} stays as it is, as old revision {n}; new selections get {schema}, sessions on {current} keep it until they select again"
+                ));
+                kind = OutcomeKind::Revised {
+                    previous: current.to_string(),
+                };
             }
             Mode::Unsafe => {
                 for object in read::cascade_victims(client, schema)? {

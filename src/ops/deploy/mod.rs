@@ -38,10 +38,20 @@ pub enum Mode {
     Unsafe,
     /// Run the scripts into the existing schema.
     Overwrite,
+    /// Deploy changed content as a new revision in a schema of its own
+    /// (`<schema>_r<N>`) beside the current one, which stays as it is:
+    /// sessions on it keep it, new selections get the new one.
+    Revision,
 }
 
 impl Mode {
-    pub const ALL: [Mode; 4] = [Mode::Safe, Mode::Moderate, Mode::Unsafe, Mode::Overwrite];
+    pub const ALL: [Mode; 5] = [
+        Mode::Safe,
+        Mode::Moderate,
+        Mode::Unsafe,
+        Mode::Overwrite,
+        Mode::Revision,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -49,6 +59,7 @@ impl Mode {
             Mode::Moderate => "moderate",
             Mode::Unsafe => "unsafe",
             Mode::Overwrite => "overwrite",
+            Mode::Revision => "revision",
         }
     }
 }
@@ -60,7 +71,9 @@ impl std::str::FromStr for Mode {
             .into_iter()
             .find(|m| m.as_str() == s)
             .ok_or_else(|| {
-                format!("unknown mode \"{s}\" (expected safe, moderate, unsafe or overwrite)")
+                format!(
+                    "unknown mode \"{s}\" (expected safe, moderate, unsafe, overwrite or revision)"
+                )
             })
     }
 }
@@ -224,6 +237,9 @@ pub enum OutcomeKind {
     Created,
     /// The existing schema was renamed to the old revision `to` first.
     Renamed { to: String },
+    /// A new revision went into a schema of its own beside `previous`,
+    /// the current one until now, which is left as it is.
+    Revised { previous: String },
     /// The existing schema was dropped first (with what its cascade reached).
     Dropped,
     /// Its scripts ran into the existing schema.
@@ -280,11 +296,31 @@ pub fn deploy(
     let mut locked = Locked::acquire(client, opts.lock_timeout)?;
     let mut tx = catalog::begin_change(&mut locked)?;
     let deployed = read::deployed(&mut tx)?;
+    let mut workspace = workspace;
     let targets = read::target_states(&mut tx, workspace.packages.iter().map(|p| &p.manifest))?;
     // Packages whose content is deployed already are not parsed: parsing is
     // most of what an unchanged workspace would otherwise cost, and
     // prepare() reports them as up to date without looking at their SQL.
     let skip = !opts.force && opts.files.is_empty();
+    for package in &mut workspace.packages {
+        let Some(target) = targets.get(&package.manifest.manifest_path) else {
+            continue;
+        };
+        let changed = !skip || !target.holds(&package.manifest, &package.checksum);
+        let schema = match (&target.schema, package.manifest.schema()) {
+            (Some(_), Some(own))
+                if opts.mode == Mode::Revision
+                    && opts.files.is_empty()
+                    && target.exists
+                    && changed =>
+            {
+                read::new_revision_schema(&mut tx, own)?
+            }
+            (Some(current), _) => current.clone(),
+            (None, _) => continue,
+        };
+        package.manifest.deploy_into(schema);
+    }
     let plan = plan::build(workspace, &deployed, |p| {
         !skip
             || !targets
@@ -340,6 +376,7 @@ fn prepare(
     check_roles(client, plan, opts)?;
     let only_files = resolve_files(plan, &opts.files)?;
     let absent = TargetState {
+        schema: None,
         exists: false,
         package: None,
     };
@@ -384,7 +421,13 @@ fn prepare(
             work.push((pkg, target, Some(files)));
             continue;
         }
-        if target.exists && opts.mode == Mode::Safe {
+        let refused = match opts.mode {
+            Mode::Safe => true,
+            // A database-scope package has no schema to put a revision in.
+            Mode::Revision => pkg.schema.is_none(),
+            _ => false,
+        };
+        if target.exists && refused {
             return Err(match &pkg.schema {
                 Some(schema) => DeployError::SchemaExists {
                     package: label,

@@ -1,0 +1,329 @@
+//! Live clients through redeploys: old revisions keep working, sessions
+//! keep the revision they selected, selecting without LISTEN, and hot
+//! standbys.
+
+use std::path::{Path, PathBuf};
+
+use crate::common::{TestDb, output, package, pgpm};
+
+fn deploy(db: &TestDb, path: &Path, args: &[&str]) -> (i32, String, String) {
+    output(
+        pgpm()
+            .arg("deploy")
+            .arg(db.conn_string())
+            .arg(path)
+            .args(args)
+            .assert(),
+    )
+}
+
+fn example() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("packages-example")
+}
+
+/// An invoice of one discounted line, made by `schema`'s `make_invoice`,
+/// as text.
+fn invoice(client: &mut postgres::Client, schema: &str) -> Result<String, postgres::Error> {
+    let sql = format!(
+        "SELECT {s}.make_invoice('INV-1', 'Ann@Example.com', 'DE', '2025-03-01',
+                ARRAY[ROW('tea', 2, ROW(1000, 'EUR')::{s}.money_amount, 10)::{s}.invoice_line])::text",
+        s = schema
+    );
+    Ok(client.query_one(&sql, &[])?.get(0))
+}
+
+#[test]
+fn a_moderate_redeploy_leaves_the_renamed_revision_working() {
+    let db = TestDb::installed();
+    let example = example();
+    let conn = db.conn_string();
+    if !crate::common::runs_the_example(&["deploy", &conn, example.to_str().unwrap()]) {
+        return;
+    }
+    let (code, _, stderr) = deploy(&db, &example, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let mut client = db.connect();
+    let before = invoice(&mut client, "billing_1_4_0").unwrap();
+
+    let (code, stdout, stderr) = deploy(&db, &example, &["--mode", "moderate", "--force"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stderr.contains("kept as old revision billing_1_4_0_0"),
+        "{stderr}"
+    );
+    // The old revision answers under its new name, computing with its own
+    // functions (their pinned search_path followed the rename).
+    assert_eq!(invoice(&mut client, "billing_1_4_0_0").unwrap(), before);
+    assert_eq!(invoice(&mut client, "billing_1_4_0").unwrap(), before);
+    let pinned: String = db.query_scalar(
+        "SELECT array_to_string(proconfig, ' ') FROM pg_proc
+          WHERE proname = 'make_invoice' AND pronamespace = 'billing_1_4_0_0'::regnamespace",
+    );
+    assert!(pinned.contains("billing_1_4_0_0"), "{pinned}");
+}
+
+#[test]
+fn dependents_of_a_renamed_revision_keep_working_with_it() {
+    let db = TestDb::installed();
+    let ws = tempfile::tempdir().unwrap();
+    let lib = package(
+        ws.path(),
+        "lib",
+        serde_json::json!({"name": "lib", "version": "1.0.0", "subclass": "versioned", "functions_path": "f"}),
+        &[(
+            "f/rate.sql",
+            "CREATE FUNCTION rate() RETURNS int LANGUAGE sql AS $$ SELECT 7 $$;",
+        )],
+    );
+    let app = package(
+        ws.path(),
+        "app",
+        serde_json::json!({"name": "app", "version": "1.0.0", "subclass": "versioned",
+                           "functions_path": "f", "dependencies": {"lib": "^1"}}),
+        &[(
+            "f/price.sql",
+            "CREATE FUNCTION price() RETURNS int LANGUAGE plpgsql SET search_path FROM CURRENT
+               AS $$ BEGIN RETURN rate() * 2; END $$;",
+        )],
+    );
+    let (code, _, stderr) = deploy(&db, ws.path(), &[]);
+    assert_eq!(code, 0, "{stderr}");
+    // lib changes; only lib is redeployed, in moderate mode.
+    std::fs::write(
+        lib.join("f/rate.sql"),
+        "CREATE FUNCTION rate() RETURNS int LANGUAGE sql AS $$ SELECT 8 $$;",
+    )
+    .unwrap();
+    let (code, _, stderr) = deploy(&db, &lib, &["--mode", "moderate"]);
+    assert_eq!(code, 0, "{stderr}");
+    // app was deployed against the revision now named lib_1_0_0_0, and
+    // stays on it until app is redeployed.
+    let mut client = db.connect();
+    let price: i32 = client
+        .query_one("SELECT app_1_0_0.price()", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(price, 14);
+    let path: String = client
+        .query_one(
+            "SELECT _pgpm.set_search_path('app', '^1') ->> 'search_path'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(path, "app_1_0_0, lib_1_0_0_0, public");
+    let (code, _, stderr) = deploy(&db, &app, &["--mode", "moderate", "--force"]);
+    assert_eq!(code, 0, "{stderr}");
+    let price: i32 = client
+        .query_one("SELECT app_1_0_0.price()", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(price, 16);
+}
+
+fn versioned_api(root: &Path, answer: i32) -> PathBuf {
+    package(
+        root,
+        "api",
+        serde_json::json!({"name": "api", "version": "1.0.0", "subclass": "versioned",
+                           "types_path": "t", "functions_path": "f"}),
+        &[
+            (
+                "t/reply.sql",
+                "CREATE TYPE reply AS (answer int, revision text);",
+            ),
+            (
+                "f/ask.sql",
+                &format!(
+                    "CREATE FUNCTION ask() RETURNS reply LANGUAGE sql
+                       AS $$ SELECT ROW({answer}, current_schema())::reply $$;"
+                ),
+            ),
+        ],
+    )
+}
+
+#[test]
+fn revision_mode_deploys_beside_the_current_revision_and_sessions_keep_theirs() {
+    let db = TestDb::installed();
+    let ws = tempfile::tempdir().unwrap();
+    let dir = versioned_api(ws.path(), 1);
+    let (code, stdout, stderr) = deploy(&db, &dir, &["--mode", "revision"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("deployed api 1.0.0 -> api_1_0_0"),
+        "{stdout}"
+    );
+
+    // A session selects ^1 and uses it in a transaction.
+    let mut old = db.connect();
+    let chosen: String = old
+        .query_one(
+            "SELECT _pgpm.set_search_path('api', '^1', false) ->> 'schema'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(chosen, "api_1_0_0");
+    let ask = old.prepare("SELECT (ask()).answer").unwrap();
+
+    versioned_api(ws.path(), 2);
+    let (code, stdout, stderr) = deploy(&db, &dir, &["--mode", "revision"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("deployed api 1.0.0 -> api_1_0_0_r1"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("api_1_0_0 stays as it is"), "{stderr}");
+
+    // The old session's prepared statement and search_path still work on
+    // the revision it chose; nothing of it was renamed or dropped.
+    let answer: i32 = old.query_one(&ask, &[]).unwrap().get(0);
+    assert_eq!(answer, 1);
+    // A new selection gets the new revision.
+    let mut new = db.connect();
+    let chosen: String = new
+        .query_one(
+            "SELECT _pgpm.set_search_path('api', '^1', false) ->> 'schema'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(chosen, "api_1_0_0_r1");
+    let answer: i32 = new.query_one("SELECT (ask()).answer", &[]).unwrap().get(0);
+    assert_eq!(answer, 2);
+
+    // Unchanged content is up to date; a third revision gets the next name.
+    let (code, stdout, _) = deploy(&db, &dir, &["--mode", "revision"]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("api 1.0.0 is up to date"), "{stdout}");
+    versioned_api(ws.path(), 3);
+    let (code, stdout, stderr) = deploy(&db, &dir, &["--mode", "revision"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("-> api_1_0_0_r2"), "{stdout}");
+    let revisions: String = db.query_scalar(
+        "SELECT string_agg(schema_name || ':' || coalesce(old_rev::text, 'current'), ' ' ORDER BY package_id)
+           FROM _pgpm.packages WHERE removed_at IS NULL",
+    );
+    assert_eq!(revisions, "api_1_0_0:0 api_1_0_0_r1:1 api_1_0_0_r2:current");
+    // An old revision is removed by its number, as after moderate.
+    drop(old);
+    let (code, _, stderr) = output(
+        pgpm()
+            .args([
+                "remove",
+                &db.conn_string(),
+                "api",
+                "1.0.0",
+                "--old-rev",
+                "0",
+            ])
+            .assert(),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let left: String = db.query_scalar(
+        "SELECT string_agg(nspname, ' ' ORDER BY nspname) FROM pg_namespace WHERE nspname LIKE 'api%'",
+    );
+    assert_eq!(left, "api_1_0_0_r1 api_1_0_0_r2");
+}
+
+#[test]
+fn dependents_resolve_to_the_revision_current_when_they_were_deployed() {
+    let db = TestDb::installed();
+    let ws = tempfile::tempdir().unwrap();
+    let api = versioned_api(ws.path(), 1);
+    let app = package(
+        ws.path(),
+        "app",
+        serde_json::json!({"name": "app", "version": "1.0.0", "subclass": "versioned",
+                           "functions_path": "f", "dependencies": {"api": "^1"}}),
+        &[(
+            "f/twice.sql",
+            "CREATE FUNCTION twice() RETURNS int LANGUAGE plpgsql SET search_path FROM CURRENT
+               AS $$ BEGIN RETURN (ask()).answer * 2; END $$;",
+        )],
+    );
+    let (code, _, stderr) = deploy(&db, ws.path(), &["--mode", "revision"]);
+    assert_eq!(code, 0, "{stderr}");
+    versioned_api(ws.path(), 5);
+    let (code, _, stderr) = deploy(&db, &api, &["--mode", "revision"]);
+    assert_eq!(code, 0, "{stderr}");
+    let twice: i32 = db.query_scalar("SELECT app_1_0_0.twice()");
+    assert_eq!(twice, 2, "app keeps the revision it was deployed with");
+    // Redeployed, app resolves to the current revision.
+    let (code, stdout, stderr) = deploy(&db, &app, &["--mode", "revision", "--force"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("-> app_1_0_0_r1"), "{stdout}");
+    let twice: i32 = db.query_scalar("SELECT app_1_0_0_r1.twice()");
+    assert_eq!(twice, 10);
+    let path: String =
+        db.query_scalar("SELECT _pgpm.set_search_path('app', '^1') ->> 'search_path'");
+    assert_eq!(path, "app_1_0_0_r1, api_1_0_0_r1, public");
+}
+
+#[test]
+fn a_hot_standby_selects_versions_as_the_primary_does_and_refuses_changes() {
+    let Some(standby) = crate::common::standby() else {
+        return;
+    };
+    let db = TestDb::installed();
+    let ws = tempfile::tempdir().unwrap();
+    let dir = versioned_api(ws.path(), 1);
+    let (code, _, stderr) = deploy(&db, &dir, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let on_primary: serde_json::Value =
+        db.query_scalar("SELECT _pgpm.set_search_path('api', '^1')");
+
+    let info = standby.conninfo(&db.name);
+    let mut replica = None;
+    crate::common::wait_until("the standby to replay the deploy", || {
+        replica = replica.take().or_else(|| info.connect().ok());
+        replica.as_mut().is_some_and(|c| {
+            c.query_one(
+                "SELECT count(*) FROM pg_namespace WHERE nspname = 'api_1_0_0'",
+                &[],
+            )
+            .is_ok_and(|r| r.get::<_, i64>(0) == 1)
+        })
+    });
+    let mut replica = replica.unwrap();
+    let in_recovery: bool = replica
+        .query_one("SELECT pg_is_in_recovery()", &[])
+        .unwrap()
+        .get(0);
+    assert!(in_recovery);
+    for call in [
+        "SELECT _pgpm.set_search_path('api', '^1')",
+        "SELECT _pgpm.set_search_path('api', '^1', true)",
+        "SELECT _pgpm.set_search_path('api', '^1', false)",
+    ] {
+        let got: serde_json::Value = replica.query_one(call, &[]).unwrap().get(0);
+        assert_eq!(got, on_primary, "{call}");
+        let answer: i32 = replica
+            .query_one("SELECT (ask()).answer", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(answer, 1);
+    }
+
+    // Commands that change the database refuse the standby up front.
+    let conn = info.to_uri();
+    for args in [
+        vec![
+            "deploy",
+            conn.as_str(),
+            dir.to_str().unwrap(),
+            "--mode",
+            "overwrite",
+        ],
+        vec!["install", conn.as_str(), "--upgrade"],
+        vec!["remove", conn.as_str(), "api", "1.0.0"],
+    ] {
+        let (code, _, stderr) = output(pgpm().args(&args).assert());
+        assert_eq!(code, 1, "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("read-only hot standby") && stderr.contains("primary"),
+            "{args:?}: {stderr}"
+        );
+    }
+}
