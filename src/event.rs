@@ -24,6 +24,16 @@ pub enum Event<'a> {
     /// Something worth telling the user before the work goes on (an applied
     /// patch whose file is gone); it is in the command's report too.
     Warning { message: &'a str },
+    /// A statement waited longer than its lock timeout, so the change was
+    /// rolled back and runs again (retry `attempt` of `of`) after a pause.
+    /// `waiting` is what waited; `blocked_by` the sessions that held the
+    /// lock, described, or empty when not known.
+    LockRetry {
+        attempt: u32,
+        of: u32,
+        waiting: &'a str,
+        blocked_by: &'a str,
+    },
 }
 
 /// An observer that ignores every event.

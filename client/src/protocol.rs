@@ -53,7 +53,8 @@ pub struct DeployPayload {
     /// The schema deployed into; `None` for a `scope: database` package.
     #[serde(default)]
     pub schema: Option<String>,
-    /// The deploy mode (`safe`, `moderate`, `unsafe`, `overwrite`).
+    /// The deploy mode (`safe`, `moderate`, `unsafe`, `overwrite`,
+    /// `revision`), or `remove` when `pgpm remove` dropped the version.
     #[serde(default)]
     pub mode: Option<String>,
 }
@@ -74,7 +75,8 @@ pub struct DeployEvent {
     pub version: Version,
     /// The schema deployed into; `None` for a `scope: database` package.
     pub schema: Option<String>,
-    /// The deploy mode (`safe`, `moderate`, `unsafe`, `overwrite`).
+    /// The deploy mode (`safe`, `moderate`, `unsafe`, `overwrite`,
+    /// `revision`), or `remove` when `pgpm remove` dropped the version.
     pub mode: Option<String>,
 }
 

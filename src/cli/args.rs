@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
+use pgpm::db::blockers::ObjectLocks;
 use pgpm::db::conninfo::ConnInfo;
 use pgpm::ops::deploy::Mode;
 use pgpm::{Error, Result};
@@ -83,17 +84,34 @@ pub fn connect(conn: Option<&str>) -> Result<(ConnInfo, postgres::Client)> {
     Ok((info, client))
 }
 
-/// How long to wait for another pgpm run to release the database.
+/// How long to wait for another pgpm run to release the database, and for
+/// the locks on objects that the change's statements take.
 #[derive(Debug, Args)]
 pub struct LockArgs {
     /// Seconds to wait for another pgpm run to release its lock on the database.
     #[arg(long, value_name = "SECONDS", default_value_t = 60.0)]
     pub lock_timeout: f64,
+    /// Seconds each statement may wait for a lock on a table, schema or
+    /// function (PostgreSQL's lock_timeout): clients queue behind a waiting
+    /// statement, so it gives up soon, rolls back and runs again.
+    #[arg(long, value_name = "SECONDS", default_value_t = 1.0)]
+    pub object_lock_timeout: f64,
+    /// How many times to run again after a statement waited too long,
+    /// pausing longer each time (250 ms, doubling).
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub object_lock_retries: u32,
 }
 
 impl LockArgs {
     pub fn timeout(&self) -> Duration {
         Duration::from_secs_f64(self.lock_timeout.max(0.0))
+    }
+
+    pub fn object_locks(&self) -> ObjectLocks {
+        ObjectLocks {
+            timeout: Duration::from_secs_f64(self.object_lock_timeout.max(0.001)),
+            retries: self.object_lock_retries,
+        }
     }
 }
 

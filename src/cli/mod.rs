@@ -13,7 +13,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use pgpm::catalog::{self, InstallOptions, InstallOutcome, UninstallOutcome};
 use pgpm::db::quote::quote_ident;
-use pgpm::event::{self, Event};
+use pgpm::event::Event;
 use pgpm::migrate::name::{PatchId, PatchType};
 use pgpm::migrate::plan::Selection;
 use pgpm::migrate::scan;
@@ -289,7 +289,7 @@ fn deploy(args: DeployArgs) -> Result<()> {
     let path = p.path.unwrap_or_else(|| ".".into());
     // Everything on disk is read and checked before connecting.
     let workspace = Workspace::load(&path)?;
-    let (_, mut client) = connect(p.conn.as_deref())?;
+    let (info, mut client) = connect(p.conn.as_deref())?;
     let opts = DeployOptions {
         mode: args.mode.mode,
         owner: args.owner,
@@ -304,13 +304,41 @@ fn deploy(args: DeployArgs) -> Result<()> {
         issue_ref: args.issue_ref,
         issue_link: args.issue_link,
         lock_timeout: args.lock.timeout(),
+        object_locks: args.lock.object_locks(),
     };
-    let report = deploy::deploy(&mut client, workspace, &opts, &mut event::ignore)?;
+    let report = deploy::deploy(
+        &mut client,
+        Some(&info),
+        workspace,
+        &opts,
+        &mut print_lock_retry,
+    )?;
     print_deploy(&report);
     if report.outcomes.is_empty() {
         println!("no packages found at {}", path.display());
     }
     Ok(())
+}
+
+/// Says on stderr that a change runs again after a lock wait; ignores
+/// other events.
+fn print_lock_retry(event: Event<'_>) {
+    if let Event::LockRetry {
+        attempt,
+        of,
+        waiting,
+        blocked_by,
+    } = event
+    {
+        let by = if blocked_by.is_empty() {
+            String::new()
+        } else {
+            format!(", held by {blocked_by}")
+        };
+        eprintln!(
+            "warning: {waiting} waited too long for a lock{by}; rolled back, running again (retry {attempt} of {of})"
+        );
+    }
 }
 
 fn print_deploy(report: &DeployReport) {
@@ -455,7 +483,7 @@ fn migrate(args: MigrateArgs) -> Result<()> {
                 "would apply {file_name} (not checked: concurrent patches do not run in a dry run)"
             ),
             Event::Warning { message } => eprintln!("warning: {message}"),
-            Event::Section { .. } => {}
+            other => print_lock_retry(other),
         },
     )?;
     let plan = &report.plan;
@@ -557,9 +585,10 @@ fn remove(args: RemoveArgs) -> Result<()> {
         }
         None => (args.target.db, args.first, args.second),
     };
-    let (_, mut client) = connect(conn.as_deref())?;
+    let (info, mut client) = connect(conn.as_deref())?;
     let report = remove::remove(
         &mut client,
+        Some(&info),
         &remove::RemoveOptions {
             package,
             version,
@@ -567,8 +596,9 @@ fn remove(args: RemoveArgs) -> Result<()> {
             force: args.force,
             dry_run: args.dry_run,
             lock_timeout: args.lock.timeout(),
+            object_locks: args.lock.object_locks(),
         },
-        &mut event::ignore,
+        &mut print_lock_retry,
     )?;
     for warning in &report.warnings {
         eprintln!("warning: {warning}");

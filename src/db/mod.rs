@@ -1,6 +1,7 @@
 //! Talking to PostgreSQL: connection targets, connecting, quoting, pgpm's
 //! lock, and the script of actions a change runs.
 
+pub mod blockers;
 pub mod connect;
 pub mod conninfo;
 pub mod lock;

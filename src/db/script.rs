@@ -152,6 +152,29 @@ impl ScriptError {
         matches!(self, ScriptError::Statement { .. })
     }
 
+    /// When a statement was cancelled by its `lock_timeout`: what waited
+    /// (a package's file and position, or pgpm's own statement).
+    pub fn lock_timed_out(&self) -> Option<String> {
+        let lock = |e: &postgres::Error| e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE);
+        match self {
+            ScriptError::Statement {
+                package,
+                file,
+                line,
+                column,
+                source,
+            } if lock(source) => Some(format!(
+                "{package}: the statement at {}:{line}:{column}",
+                file.display()
+            )),
+            ScriptError::Query(q) if lock(&q.source) => Some(match q.context.strip_prefix(OWN) {
+                Some(sql) => format!("pgpm's statement {sql}"),
+                None => q.context.clone(),
+            }),
+            _ => None,
+        }
+    }
+
     /// A failed action's error: [`ScriptError::ConnectionLost`] when the
     /// server did not answer at all, else `other`.
     fn or_lost(
@@ -170,6 +193,9 @@ impl ScriptError {
     }
 }
 
+/// How the error of a statement pgpm generated starts.
+const OWN: &str = "pgpm's statement failed: ";
+
 /// Runs the script's actions in the caller's transaction; `on` hears each
 /// note as the section it opens starts to run.
 pub fn execute(
@@ -187,7 +213,7 @@ pub fn execute(
                 ScriptError::or_lost(
                     e,
                     || format!("running {sql}"),
-                    |e| QueryError::with(format!("pgpm's statement failed: {sql}"))(e).into(),
+                    |e| QueryError::with(format!("{OWN}{sql}"))(e).into(),
                 )
             })?,
             Action::Bound { sql, params } => {

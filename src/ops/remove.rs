@@ -14,6 +14,8 @@ use crate::catalog::read;
 use crate::catalog::write;
 use crate::catalog::{self, CatalogError};
 use crate::db::QueryError;
+use crate::db::blockers::{BlockerWatch, LockWaitError, ObjectLocks, describe};
+use crate::db::conninfo::ConnInfo;
 use crate::db::lock::{DEFAULT_TIMEOUT, LockError, Locked};
 use crate::db::quote::quote_ident;
 use crate::db::script::{self, Action, Script, ScriptError};
@@ -30,6 +32,8 @@ pub struct RemoveOptions {
     pub force: bool,
     pub dry_run: bool,
     pub lock_timeout: Duration,
+    /// How long the drop may wait for its locks, and how often to retry.
+    pub object_locks: ObjectLocks,
 }
 
 impl Default for RemoveOptions {
@@ -41,6 +45,7 @@ impl Default for RemoveOptions {
             force: false,
             dry_run: false,
             lock_timeout: DEFAULT_TIMEOUT,
+            object_locks: ObjectLocks::default(),
         }
     }
 }
@@ -75,6 +80,8 @@ pub enum RemoveError {
         schema: String,
         objects: Vec<String>,
     },
+    #[error(transparent)]
+    ObjectLocks(LockWaitError),
     #[error(transparent)]
     Catalog(#[from] CatalogError),
     #[error(transparent)]
@@ -118,26 +125,64 @@ pub struct RemoveReport {
 }
 
 /// Removes a deployed version (or one old revision of it).
+///
+/// The drop runs under `opts.object_locks.timeout` as its `lock_timeout`:
+/// when a session holds a lock on the schema's objects, the removal rolls
+/// back, pauses and runs again, then gives up naming the sessions seen
+/// holding it from `probe` (a second connection; none: unnamed).
 pub fn remove(
     client: &mut Client,
+    probe: Option<&ConnInfo>,
     opts: &RemoveOptions,
     on: &mut dyn FnMut(Event<'_>),
 ) -> Result<RemoveReport> {
     let mut locked = Locked::acquire(client, opts.lock_timeout)?;
-    let mut tx = catalog::begin_change(&mut locked)?;
-    let report = prepare(&mut tx, opts)?;
-    if opts.dry_run {
-        tx.rollback()
-            .map_err(QueryError::with("cannot roll back"))?;
-    } else {
-        script::execute(&mut tx, &report.script, on)?;
-        if crate::db::connect::interrupted() {
-            return Err(ScriptError::Interrupted.into());
+    let mut attempt = 0;
+    loop {
+        let mut tx = catalog::begin_change(&mut locked)?;
+        let report = prepare(&mut tx, opts)?;
+        if opts.dry_run {
+            tx.rollback()
+                .map_err(QueryError::with("cannot roll back"))?;
+            return Ok(report);
         }
-        tx.commit()
-            .map_err(QueryError::with("cannot commit the removal"))?;
+        let watch = probe.and_then(|info| {
+            let pid = read::backend_pid(&mut tx).ok()?;
+            BlockerWatch::start(info, pid)
+        });
+        let waited = match script::execute(&mut tx, &report.script, on) {
+            Ok(()) => {
+                if crate::db::connect::interrupted() {
+                    return Err(ScriptError::Interrupted.into());
+                }
+                tx.commit()
+                    .map_err(QueryError::with("cannot commit the removal"))?;
+                return Ok(report);
+            }
+            Err(e) => match e.lock_timed_out() {
+                Some(waiting) => waiting,
+                None => return Err(e.into()),
+            },
+        };
+        drop(tx);
+        let blockers = watch.map(|w| w.blockers()).unwrap_or_default();
+        if attempt == opts.object_locks.retries {
+            return Err(RemoveError::ObjectLocks(LockWaitError {
+                waiting: waited,
+                attempts: attempt + 1,
+                timeout: opts.object_locks.timeout,
+                blockers,
+            }));
+        }
+        attempt += 1;
+        on(Event::LockRetry {
+            attempt,
+            of: opts.object_locks.retries,
+            waiting: &waited,
+            blocked_by: &describe(&blockers),
+        });
+        std::thread::sleep(opts.object_locks.backoff(attempt));
     }
-    Ok(report)
 }
 
 /// Checks the refusals and builds the script.
@@ -190,6 +235,7 @@ fn prepare(client: &mut impl GenericClient, opts: &RemoveOptions) -> Result<Remo
         opts.package, opts.version
     )));
     script.push(write::open_removal());
+    script.push(Action::Sql(opts.object_locks.set_local()));
     if exists {
         script.push(Action::Sql(format!(
             "DROP SCHEMA {} CASCADE",
@@ -201,6 +247,16 @@ fn prepare(client: &mut impl GenericClient, opts: &RemoveOptions) -> Result<Remo
     script.actions.extend(write::record_removal(row.id));
     script.push(write::forget_table_scripts(&schema));
     script.push(write::close_deployment());
+    // Sessions listening for the package hear that a version went, so
+    // that clients select again.
+    script.push(write::notify_deploy(
+        &pgpm_client::protocol::DeployPayload {
+            package: opts.package.clone(),
+            version: opts.version.clone(),
+            schema: Some(schema.clone()),
+            mode: Some("remove".into()),
+        },
+    ));
     Ok(RemoveReport {
         package: opts.package.clone(),
         version: opts.version.clone(),

@@ -161,7 +161,8 @@ pub fn up(
             on,
         )?;
     }
-    let deploy = deploy::deploy(&mut client, packages, opts, on).map_err(Box::new)?;
+    let deploy =
+        deploy::deploy(&mut client, Some(&conninfo), packages, opts, on).map_err(Box::new)?;
     let psql = psql_example(&mut client, &conninfo)?;
     Ok(Sandbox {
         cluster,

@@ -206,21 +206,42 @@ fn revision_mode_deploys_beside_the_current_revision_and_sessions_keep_theirs() 
            FROM _pgpm.packages WHERE removed_at IS NULL",
     );
     assert_eq!(revisions, "api_1_0_0:0 api_1_0_0_r1:1 api_1_0_0_r2:current");
-    // An old revision is removed by its number, as after moderate.
-    drop(old);
-    let (code, _, stderr) = output(
-        pgpm()
-            .args([
-                "remove",
-                &db.conn_string(),
-                "api",
-                "1.0.0",
-                "--old-rev",
-                "0",
-            ])
-            .assert(),
+    // An old revision is removed by its number, as after moderate, but not
+    // while a session is on it.
+    let remove = || {
+        output(
+            pgpm()
+                .args([
+                    "remove",
+                    &db.conn_string(),
+                    "api",
+                    "1.0.0",
+                    "--old-rev",
+                    "0",
+                ])
+                .assert(),
+        )
+    };
+    let old_pid: i32 = old
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+    let (code, _, stderr) = remove();
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("schema api_1_0_0 is in use by")
+            && stderr.contains(&format!("pid {old_pid}")),
+        "{stderr}"
     );
+    crate::common::close_and_wait(&db, old);
+    let mut listener = db.connect();
+    listener.batch_execute("LISTEN pgpm_deploy").unwrap();
+    let (code, _, stderr) = remove();
     assert_eq!(code, 0, "{stderr}");
+    let heard = pgpm_client::take_pending(&mut listener).unwrap().events;
+    assert_eq!(heard.len(), 1, "{heard:?}");
+    assert_eq!(heard[0].mode.as_deref(), Some("remove"));
+    assert_eq!(heard[0].schema.as_deref(), Some("api_1_0_0"));
     let left: String = db.query_scalar(
         "SELECT string_agg(nspname, ' ' ORDER BY nspname) FROM pg_namespace WHERE nspname LIKE 'api%'",
     );
@@ -326,4 +347,91 @@ fn a_hot_standby_selects_versions_as_the_primary_does_and_refuses_changes() {
             "{args:?}: {stderr}"
         );
     }
+}
+
+#[test]
+fn a_blocker_idle_in_transaction_makes_deploy_give_up_without_stalling_clients() {
+    let db = TestDb::installed();
+    let ws = tempfile::tempdir().unwrap();
+    let dir = crate::common::shop(ws.path(), "1.0.0");
+    let (code, _, stderr) = deploy(&db, &dir, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let state = || -> String {
+        db.query_scalar(
+            "SELECT concat_ws(' | ',
+                (SELECT string_agg(nspname || ':' || oid, ',' ORDER BY nspname) FROM pg_namespace WHERE nspname LIKE 'shop%'),
+                (SELECT string_agg(p::text, ',' ORDER BY package_id) FROM _pgpm.packages p),
+                (SELECT count(*)::text FROM _pgpm.deployments))",
+        )
+    };
+    let before = state();
+
+    // A session read the view and sits idle in its transaction.
+    let mut blocker = db.connect();
+    blocker
+        .batch_execute("BEGIN; SELECT * FROM shop_1_0_0.order_count;")
+        .unwrap();
+    let blocker_pid: i32 = blocker
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+
+    // Clients keep reading the view meanwhile; a read queued behind the
+    // deploy's lock request must not wait more than a moment, so they
+    // give up after 3 s (ten times pgpm's lock timeout).
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let mut c = db.connect();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                c.batch_execute("SET lock_timeout = '3s'").unwrap();
+                let mut calls = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    c.query_one("SELECT n FROM shop_1_0_0.order_count", &[])
+                        .expect("a client call");
+                    calls += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                calls
+            })
+        })
+        .collect();
+
+    let (code, stdout, stderr) = deploy(
+        &db,
+        &dir,
+        &[
+            "--mode",
+            "unsafe",
+            "--force",
+            "--object-lock-timeout",
+            "0.3",
+            "--object-lock-retries",
+            "2",
+        ],
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for c in clients {
+        assert!(c.join().expect("no client call failed") > 0);
+    }
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert_eq!(
+        stderr.matches("running again (retry").count(),
+        2,
+        "{stderr}"
+    );
+    assert!(stderr.contains("on each of 3 attempts"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("held by pid {blocker_pid} ("))
+            && stderr.contains("idle in transaction"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("nothing was changed"), "{stderr}");
+    assert_eq!(state(), before);
+
+    // Once the blocker is gone, the same deploy goes through.
+    blocker.batch_execute("COMMIT").unwrap();
+    let (code, _, stderr) = deploy(&db, &dir, &["--mode", "unsafe", "--force"]);
+    assert_eq!(code, 0, "{stderr}");
 }

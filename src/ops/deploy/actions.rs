@@ -62,6 +62,7 @@ pub(super) fn prepare_package(
     // ...) ends with the package: the next one starts from the session's
     // own settings.
     script.push(Action::Sql("RESET ALL".into()));
+    script.push(Action::Sql(opts.object_locks.set_local()));
     grant_actions(pkg, opts, script);
     catalog_actions(pkg, target, fresh_schema, only_files, opts, script);
     script.push(write::notify_deploy(

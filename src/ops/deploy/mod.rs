@@ -18,6 +18,8 @@ use postgres::{Client, GenericClient};
 use crate::catalog::read::{self, TargetState};
 use crate::catalog::write::{self, DeploymentRecord};
 use crate::catalog::{self, CatalogError};
+use crate::db::blockers::{BlockerWatch, LockWaitError, ObjectLocks, describe};
+use crate::db::conninfo::ConnInfo;
 use crate::db::lock::{DEFAULT_TIMEOUT, LockError, Locked};
 use crate::db::marks;
 use crate::db::script::{self, Action, Script, ScriptError};
@@ -109,6 +111,8 @@ pub struct DeployOptions {
     pub issue_ref: Option<String>,
     pub issue_link: Option<String>,
     pub lock_timeout: Duration,
+    /// How long each statement may wait for a lock, and how often to retry.
+    pub object_locks: ObjectLocks,
 }
 
 impl Default for DeployOptions {
@@ -127,6 +131,7 @@ impl Default for DeployOptions {
             issue_ref: None,
             issue_link: None,
             lock_timeout: DEFAULT_TIMEOUT,
+            object_locks: ObjectLocks::default(),
         }
     }
 }
@@ -191,6 +196,14 @@ pub enum DeployError {
         manifest.display()
     )]
     UnknownSetting { manifest: PathBuf, name: String },
+    /// A statement waited longer than the object lock timeout on every
+    /// attempt.
+    #[error(transparent)]
+    ObjectLocks(LockWaitError),
+    #[error(
+        "a schema of the deploy was created, dropped or renamed by someone else while the deploy waited to run again; nothing was changed: run the deploy again"
+    )]
+    ChangedWhileWaiting,
     #[error("cannot read {}", path.display())]
     Io {
         path: PathBuf,
@@ -287,8 +300,16 @@ pub struct DeployReport {
 /// Deploys a loaded workspace: lock, one transaction, catalog rows. With
 /// `opts.dry_run`, everything is read and planned, nothing is changed.
 /// `on` hears each package's section as it starts to run.
+///
+/// Every statement runs under `opts.object_locks.timeout` as its
+/// `lock_timeout`. When one waits longer, the transaction is rolled back
+/// (so clients queued behind it go on) and run again after a pause, up to
+/// `opts.object_locks.retries` times; then the deploy fails, naming the
+/// sessions that held the lock as seen from `probe`, a second connection
+/// to the same database (none: the blockers go unnamed).
 pub fn deploy(
     client: &mut Client,
+    probe: Option<&ConnInfo>,
     workspace: Workspace,
     opts: &DeployOptions,
     on: &mut dyn FnMut(Event<'_>),
@@ -331,26 +352,85 @@ pub fn deploy(
     if opts.dry_run || report.script.is_empty() {
         tx.rollback()
             .map_err(QueryError::with("cannot roll back"))?;
-    } else {
-        let before = read::roles_now(&mut tx)?;
-        script::execute(&mut tx, &report.script, on)?;
-        // Planning refuses SET ROLE in files, but a function can still call
-        // set_config('role', ...): whatever changed who runs the deploy,
-        // it does not commit.
-        let after = read::roles_now(&mut tx)?;
-        if after != before {
-            return Err(DeployError::RoleChanged {
-                from: before.0,
-                to: after.0,
-            });
-        }
-        if db::connect::interrupted() {
-            return Err(ScriptError::Interrupted.into());
-        }
-        tx.commit()
-            .map_err(QueryError::with("cannot commit the deploy"))?;
+        return Ok(report);
     }
-    Ok(report)
+    let mut attempt = 0;
+    loop {
+        let watch = probe.and_then(|info| {
+            let pid = read::backend_pid(&mut tx).ok()?;
+            BlockerWatch::start(info, pid)
+        });
+        let waited = match run(tx, &report.script, on) {
+            Err(DeployError::Script(e)) => match e.lock_timed_out() {
+                Some(waiting) => waiting,
+                None => return Err(DeployError::Script(e)),
+            },
+            done => return done.map(|()| report),
+        };
+        let blockers = watch.map(|w| w.blockers()).unwrap_or_default();
+        if attempt == opts.object_locks.retries {
+            return Err(DeployError::ObjectLocks(LockWaitError {
+                waiting: waited,
+                attempts: attempt + 1,
+                timeout: opts.object_locks.timeout,
+                blockers,
+            }));
+        }
+        attempt += 1;
+        on(Event::LockRetry {
+            attempt,
+            of: opts.object_locks.retries,
+            waiting: &waited,
+            blocked_by: &describe(&blockers),
+        });
+        std::thread::sleep(opts.object_locks.backoff(attempt));
+        tx = catalog::begin_change(&mut locked)?;
+        // Nothing pgpm manages can change meanwhile (the lock is held), but
+        // schemas can be dropped by hand: the script must still be true.
+        let now = read::target_states(&mut tx, plan.packages.iter().map(|p| &p.manifest))?;
+        if read::deployed(&mut tx)? != deployed || !same_targets(&now, &targets) {
+            return Err(DeployError::ChangedWhileWaiting);
+        }
+    }
+}
+
+/// Whether the targets read again hold what they held: the same schemas
+/// existing, with the same packages.
+fn same_targets(
+    now: &HashMap<PathBuf, TargetState>,
+    before: &HashMap<PathBuf, TargetState>,
+) -> bool {
+    now.iter().all(|(path, state)| {
+        before
+            .get(path)
+            .is_none_or(|b| b.exists == state.exists && b.package == state.package)
+    })
+}
+
+/// Runs the script in `tx` and commits, unless a check fails.
+fn run(
+    mut tx: postgres::Transaction<'_>,
+    script: &Script,
+    on: &mut dyn FnMut(Event<'_>),
+) -> Result<()> {
+    let before = read::roles_now(&mut tx)?;
+    script::execute(&mut tx, script, on)?;
+    // Planning refuses SET ROLE in files, but a function can still call
+    // set_config('role', ...): whatever changed who runs the deploy, it
+    // does not commit.
+    let after = read::roles_now(&mut tx)?;
+    if after != before {
+        return Err(DeployError::RoleChanged {
+            from: before.0,
+            to: after.0,
+        });
+    }
+    if db::connect::interrupted() {
+        return Err(ScriptError::Interrupted.into());
+    }
+    tx.commit()
+        .map_err(QueryError::with("cannot commit the deploy"))?;
+    Ok(())
 }
 
 /// Builds the script for `plan` against the database as it is now, given
@@ -463,6 +543,10 @@ fn prepare(
     });
     let marked = runs_code && marks::available(client);
     let script = &mut report.script;
+    script.push(Action::Note(
+        "statements wait this long for a lock, then the deploy rolls back and runs again".into(),
+    ));
+    script.push(Action::Sql(opts.object_locks.set_local()));
     if marked {
         script.push(Action::Note(
             "progress marks, to locate a failing statement without running it again".into(),
