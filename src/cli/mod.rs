@@ -465,6 +465,7 @@ fn migrate(args: MigrateArgs) -> Result<()> {
         },
         dry_run: args.dry_run,
         lock_timeout: args.lock.timeout(),
+        object_locks: args.lock.object_locks(),
     };
     let report = migrate::migrate(
         &mut client,

@@ -130,6 +130,10 @@ pub enum PatchError {
         #[source]
         source: postgres::Error,
     },
+    /// A statement of a `std` or `direct` patch waited longer than the lock
+    /// timeout on every attempt; the group is not applied.
+    #[error(transparent)]
+    ObjectLocks(crate::db::blockers::LockWaitError),
     /// A statement of a `concurrent` patch failed; the patch is not recorded.
     #[error("{}", concurrent_message(failure))]
     ConcurrentFailed {

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use postgres::error::SqlState;
 use postgres::{Client, Transaction};
 
 use super::locate::{locate, statement_location};
@@ -14,6 +15,7 @@ use super::script::{MARK_COLUMN, mark_micros};
 use super::{ConcurrentFailure, PatchError};
 use crate::catalog::{read, write};
 use crate::db::QueryError;
+use crate::db::blockers::{BlockerWatch, LockWaitError, ObjectLocks, describe};
 use crate::db::conninfo::ConnInfo;
 use crate::db::lock::Locked;
 use crate::db::marks;
@@ -34,11 +36,19 @@ type Result<T, E = PatchError> = std::result::Result<T, E>;
 /// `concurrent` patches are skipped. Since what comes after a skipped
 /// patch may need what it creates, the dry run stops there: the patch it
 /// stopped before and the concurrent patch that stopped it are returned.
+///
+/// The statements of `std` and `direct` groups run under `locks.timeout` as
+/// their `lock_timeout`; a group whose statement waits longer is rolled
+/// back and runs again after a pause, `locks.retries` times, before the
+/// migration fails naming the sessions seen holding the lock. `concurrent`
+/// patches wait as long as they must: `CREATE INDEX CONCURRENTLY` waits for
+/// every older transaction by design.
 pub fn execute(
     client: &mut Locked<'_>,
     info: &ConnInfo,
     plan: &MigrationPlan,
     dry_run: bool,
+    locks: &ObjectLocks,
     on: &mut dyn FnMut(Event<'_>),
 ) -> Result<Option<DryRunStop>> {
     // Progress marks, created only when a group will run (a run with
@@ -80,13 +90,7 @@ pub fn execute(
     let mut second: Option<Client> = None;
     for group in &plan.groups {
         if group.kind.transactional() {
-            let mut tx = client.begin()?;
-            let took = run_group(&mut tx, group, marked)?;
-            if crate::db::connect::interrupted() {
-                return Err(PatchError::Interrupted);
-            }
-            tx.commit()
-                .map_err(QueryError::with("cannot commit the group of patches"))?;
+            let took = run_group_retrying(client, info, group, marked, locks, on)?;
             for (step, took) in group.steps.iter().zip(took) {
                 on(Event::PatchApplied {
                     file_name: &step.patch.file_name,
@@ -112,6 +116,61 @@ pub fn execute(
         }
     }
     Ok(None)
+}
+
+/// Runs and commits a transactional group, again after a pause when one of
+/// its statements waited longer than the lock timeout.
+fn run_group_retrying(
+    client: &mut Locked<'_>,
+    info: &ConnInfo,
+    group: &Group,
+    marked: bool,
+    locks: &ObjectLocks,
+    on: &mut dyn FnMut(Event<'_>),
+) -> Result<Vec<Duration>> {
+    let mut attempt = 0;
+    loop {
+        let mut tx = client.begin()?;
+        tx.batch_execute(&locks.set_local())
+            .map_err(QueryError::with("cannot set the lock timeout"))?;
+        let watch = read::backend_pid(&mut tx)
+            .ok()
+            .and_then(|pid| BlockerWatch::start(info, pid));
+        let waited = match run_group(&mut tx, group, marked) {
+            Ok(took) => {
+                if crate::db::connect::interrupted() {
+                    return Err(PatchError::Interrupted);
+                }
+                tx.commit()
+                    .map_err(QueryError::with("cannot commit the group of patches"))?;
+                return Ok(took);
+            }
+            Err(PatchError::Failed {
+                location, source, ..
+            }) if source.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => location
+                .map(|l| format!("the statement at {l}"))
+                .unwrap_or_else(|| format!("patch {}", group.steps[0].patch.file_name)),
+            Err(e) => return Err(e),
+        };
+        drop(tx);
+        let blockers = watch.map(|w| w.blockers()).unwrap_or_default();
+        if attempt == locks.retries {
+            return Err(PatchError::ObjectLocks(LockWaitError {
+                waiting: waited,
+                attempts: attempt + 1,
+                timeout: locks.timeout,
+                blockers,
+            }));
+        }
+        attempt += 1;
+        on(Event::LockRetry {
+            attempt,
+            of: locks.retries,
+            waiting: &waited,
+            blocked_by: &describe(&blockers),
+        });
+        std::thread::sleep(locks.backoff(attempt));
+    }
 }
 
 /// How the catalog keys a patch.

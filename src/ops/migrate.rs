@@ -7,6 +7,7 @@ use postgres::Client;
 
 use crate::catalog::{self, read, write};
 use crate::db::QueryError;
+use crate::db::blockers::ObjectLocks;
 use crate::db::conninfo::ConnInfo;
 use crate::db::lock::{DEFAULT_TIMEOUT, Locked};
 use crate::event::Event;
@@ -25,6 +26,9 @@ pub struct MigrateOptions {
     /// skip `concurrent` ones.
     pub dry_run: bool,
     pub lock_timeout: Duration,
+    /// How long the statements of `std` and `direct` patches may wait for
+    /// a lock, and how often a group runs again after one waited too long.
+    pub object_locks: ObjectLocks,
 }
 
 impl MigrateOptions {
@@ -38,6 +42,7 @@ impl MigrateOptions {
             },
             dry_run: false,
             lock_timeout: DEFAULT_TIMEOUT,
+            object_locks: ObjectLocks::default(),
         }
     }
 }
@@ -135,7 +140,14 @@ pub fn migrate(
             message: &warning.to_string(),
         });
     }
-    let stopped = run::execute(&mut client, info, &plan, opts.dry_run, on)?;
+    let stopped = run::execute(
+        &mut client,
+        info,
+        &plan,
+        opts.dry_run,
+        &opts.object_locks,
+        on,
+    )?;
     Ok(MigrateReport {
         plan,
         dry_run: opts.dry_run,

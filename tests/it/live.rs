@@ -435,3 +435,41 @@ fn a_blocker_idle_in_transaction_makes_deploy_give_up_without_stalling_clients()
     let (code, _, stderr) = deploy(&db, &dir, &["--mode", "unsafe", "--force"]);
     assert_eq!(code, 0, "{stderr}");
 }
+
+#[test]
+fn a_patch_waiting_for_a_lock_rolls_back_and_gives_up_after_its_retries() {
+    let db = TestDb::installed();
+    db.exec("CREATE TABLE accounts (id int PRIMARY KEY)");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("patch-1-0-0-std.sql"),
+        "ALTER TABLE accounts ADD COLUMN note text;\n",
+    )
+    .unwrap();
+    let mut blocker = db.connect();
+    blocker
+        .batch_execute("BEGIN; SELECT count(*) FROM accounts;")
+        .unwrap();
+    let migrate = || {
+        output(
+            pgpm()
+                .arg("migrate")
+                .arg(db.conn_string())
+                .arg(dir.path())
+                .args(["--object-lock-timeout", "0.2", "--object-lock-retries", "1"])
+                .assert(),
+        )
+    };
+    let (code, stdout, stderr) = migrate();
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(stderr.contains("patch-1-0-0-std.sql:1:1"), "{stderr}");
+    assert!(stderr.contains("retry 1 of 1"), "{stderr}");
+    assert!(stderr.contains("on each of 2 attempts"), "{stderr}");
+    assert!(stderr.contains("idle in transaction"), "{stderr}");
+    let applied: i64 = db.query_scalar("SELECT count(*) FROM _pgpm.migrations");
+    assert_eq!(applied, 0);
+    blocker.batch_execute("COMMIT").unwrap();
+    let (code, stdout, stderr) = migrate();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("applied patch-1-0-0-std.sql"), "{stdout}");
+}
