@@ -60,6 +60,17 @@ BEGIN
 END
 $fn$;
 
+-- The id of the last deployment (deploy or remove) that committed: a
+-- client on a hot standby, where there is no NOTIFY, polls it to hear of
+-- deploys. SECURITY DEFINER, like api_version, so that applications need
+-- no access to the catalog's tables.
+CREATE FUNCTION _pgpm.last_change() RETURNS bigint
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT coalesce(max(deployment_id), 0) FROM _pgpm.deployments
+$fn$;
+REVOKE ALL ON FUNCTION _pgpm.last_change() FROM PUBLIC;
+
 -- After ALTER SCHEMA p_old RENAME TO p_new: every routine in p_new, and in
 -- p_dependents, whose pinned search_path names p_old names p_new instead.
 -- Returns the routines changed. Runs with the caller's rights (the

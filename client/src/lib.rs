@@ -90,6 +90,7 @@
 
 mod listener;
 pub mod protocol;
+mod session;
 
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::{Client, GenericClient, Notification};
@@ -98,6 +99,7 @@ use serde::Deserialize;
 
 pub use listener::{DeployListener, Events, ListenerEvent, RECONNECT_DELAY};
 pub use protocol::{DEPLOY_CHANNEL, DeployEvent, is_pgpm_channel, package_channel};
+pub use session::{Session, Watch, Work};
 
 /// SQLSTATE of `_pgpm.set_search_path` when no deployed version satisfies
 /// the requirement.
@@ -222,7 +224,31 @@ pub fn select_version(
     package: &str,
     requirement: &str,
 ) -> Result<ApiVersion, ClientError> {
-    call(client, "_pgpm.set_search_path", package, requirement)
+    call(
+        client,
+        "_pgpm.set_search_path($1, $2)",
+        package,
+        requirement,
+    )
+}
+
+/// [`select_version`], choosing whether the connection LISTENs. A pool
+/// selects with `listen` false on each connection and hears deploys on one
+/// connection per process ([`Watch`]): every idle session that LISTENs
+/// slows every NOTIFY of the database. Needs catalog version 10 or later.
+/// On a hot standby neither form listens.
+pub fn select_version_with(
+    client: &mut impl GenericClient,
+    package: &str,
+    requirement: &str,
+    listen: bool,
+) -> Result<ApiVersion, ClientError> {
+    let function = if listen {
+        "_pgpm.set_search_path($1, $2, true)"
+    } else {
+        "_pgpm.set_search_path($1, $2, false)"
+    };
+    call(client, function, package, requirement)
 }
 
 /// What [`select_version`] would select now, without changing the
@@ -232,7 +258,7 @@ pub fn find_version(
     package: &str,
     requirement: &str,
 ) -> Result<ApiVersion, ClientError> {
-    call(client, "_pgpm.api_version", package, requirement)
+    call(client, "_pgpm.api_version($1, $2)", package, requirement)
 }
 
 fn call(
@@ -242,10 +268,7 @@ fn call(
     requirement: &str,
 ) -> Result<ApiVersion, ClientError> {
     let row = client
-        .query_one(
-            &format!("SELECT {function}($1, $2)"),
-            &[&package, &requirement],
-        )
+        .query_one(&format!("SELECT {function}"), &[&package, &requirement])
         .map_err(|e| call_error(e, package, requirement))?;
     let json: serde_json::Value = row.get(0);
     let bad = |reason: String| ClientError::BadAnswer {

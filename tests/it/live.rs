@@ -347,6 +347,30 @@ fn a_hot_standby_selects_versions_as_the_primary_does_and_refuses_changes() {
             "{args:?}: {stderr}"
         );
     }
+
+    // A session on the standby hears of a new revision by polling, and
+    // switches to it once the standby has replayed it.
+    let poll_info = info.clone();
+    let watch = pgpm_client::Watch::poll(
+        move || poll_info.connect(),
+        std::time::Duration::from_millis(50),
+    )
+    .unwrap();
+    let mut session =
+        pgpm_client::Session::new(info.connect().unwrap(), "api", "^1", &watch).unwrap();
+    let ask = |w: &mut pgpm_client::Work<'_>| -> Result<i32, postgres::Error> {
+        Ok(w.query_one("SELECT (ask()).answer", &[])?.get(0))
+    };
+    assert_eq!(session.transaction(ask).unwrap(), 1);
+    let before = watch.generation();
+    versioned_api(ws.path(), 2);
+    let (code, _, stderr) = deploy(&db, &dir, &["--mode", "revision"]);
+    assert_eq!(code, 0, "{stderr}");
+    crate::common::wait_until("the standby's watch to see the deploy", || {
+        watch.generation() > before
+    });
+    assert_eq!(session.transaction(ask).unwrap(), 2);
+    assert_eq!(session.api().schema.as_deref(), Some("api_1_0_0_r1"));
 }
 
 #[test]
@@ -472,4 +496,59 @@ fn a_patch_waiting_for_a_lock_rolls_back_and_gives_up_after_its_retries() {
     let (code, stdout, stderr) = migrate();
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("applied patch-1-0-0-std.sql"), "{stdout}");
+}
+
+#[test]
+fn a_session_switches_to_a_new_revision_between_transactions_never_inside_one() {
+    let db = TestDb::installed();
+    let ws = tempfile::tempdir().unwrap();
+    let dir = versioned_api(ws.path(), 1);
+    let (code, _, stderr) = deploy(&db, &dir, &["--mode", "revision"]);
+    assert_eq!(code, 0, "{stderr}");
+    let info = db.info.clone();
+    let watch = pgpm_client::Watch::listen(move || info.connect(), &["api"]).unwrap();
+    let mut session = pgpm_client::Session::new(db.connect(), "api", "^1", &watch).unwrap();
+    let ask = "SELECT (ask()).answer, (ask()).revision";
+    let answer = |w: &mut pgpm_client::Work<'_>| -> Result<(i32, String), postgres::Error> {
+        let row = w.query_one(ask, &[])?;
+        Ok((row.get(0), row.get(1)))
+    };
+    assert_eq!(
+        session.transaction(answer).unwrap(),
+        (1, "api_1_0_0".into())
+    );
+    // The session does not LISTEN itself: the watch does.
+    let channels: i64 = session
+        .client()
+        .query_one("SELECT count(*) FROM pg_listening_channels()", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(channels, 0);
+
+    // A redeploy lands in the middle of a transaction, which finishes on
+    // the revision it began with.
+    let before = watch.generation();
+    let inside = session
+        .transaction(|w| {
+            let first = answer(w)?;
+            versioned_api(ws.path(), 2);
+            let (code, _, stderr) = deploy(&db, &dir, &["--mode", "revision"]);
+            assert_eq!(code, 0, "{stderr}");
+            let second = answer(w)?;
+            Ok((first, second))
+        })
+        .unwrap();
+    assert_eq!(inside.0, (1, "api_1_0_0".into()));
+    assert_eq!(inside.1, (1, "api_1_0_0".into()));
+    crate::common::wait_until("the watch to hear the deploy", || {
+        watch.generation() > before
+    });
+    // The next transaction runs on the new revision, with its statement
+    // prepared again.
+    assert_eq!(
+        session.transaction(answer).unwrap(),
+        (2, "api_1_0_0_r1".into())
+    );
+    assert_eq!(session.switches(), 1);
+    assert_eq!(session.api().schema.as_deref(), Some("api_1_0_0_r1"));
 }
