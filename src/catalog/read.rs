@@ -363,6 +363,55 @@ pub fn deployed_revision(
     }))
 }
 
+/// An old revision (renamed by moderate, or left beside a new one by
+/// revision mode) that is not removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OldRevision {
+    pub name: String,
+    pub version: String,
+    pub old_rev: i32,
+    pub schema: String,
+    /// When it stopped being current (`YYYY-MM-DD HH:MM:SS UTC`).
+    pub old_since: String,
+    /// Whether that was at least the given time ago.
+    pub due: bool,
+}
+
+/// Every old revision of a schema-scope package, by name, version and
+/// number, with whether it has been old for at least `older_than`.
+pub fn old_revisions(
+    client: &mut impl GenericClient,
+    older_than: std::time::Duration,
+) -> Result<Vec<OldRevision>> {
+    let rows = client
+        .query(
+            "SELECT p.name, p.version, p.old_rev, p.schema_name,
+                    to_char(o.since AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || ' UTC',
+                    o.since <= now() - make_interval(secs => $1)
+               FROM _pgpm.packages p
+              CROSS JOIN LATERAL (
+                    SELECT coalesce(max(d.started_at), p.deployed_at) AS since
+                      FROM _pgpm.deployment_packages dp
+                      JOIN _pgpm.deployments d ON d.deployment_id = dp.deployment_id
+                     WHERE dp.package_id = p.package_id AND dp.action IN ('renamed', 'superseded')) o
+              WHERE p.old_rev IS NOT NULL AND p.removed_at IS NULL AND p.schema_name IS NOT NULL
+              ORDER BY p.name, p.v_major, p.v_minor, p.v_patch, p.v_pre, p.old_rev",
+            &[&older_than.as_secs_f64()],
+        )
+        .map_err(QueryError::with("cannot read the old revisions"))?;
+    Ok(rows
+        .iter()
+        .map(|r| OldRevision {
+            name: r.get(0),
+            version: r.get(1),
+            old_rev: r.get(2),
+            schema: r.get(3),
+            old_since: r.get(4),
+            due: r.get(5),
+        })
+        .collect())
+}
+
 /// Deployed packages that depend on the package row `id`, as `name version
 /// (revision N)`.
 pub fn dependents(client: &mut impl GenericClient, id: i64) -> Result<Vec<String>> {

@@ -59,6 +59,9 @@ enum Command {
     /// Drop a deployed version's schema (or one old revision of it).
     #[command(override_usage = "pgpm remove [OPTIONS] [CONN] <PACKAGE> <VERSION>")]
     Remove(RemoveArgs),
+    /// Remove the old revisions (left by moderate and revision redeploys)
+    /// that have been old for a while and that nothing uses.
+    Gc(GcArgs),
 }
 
 /// What the process should do after a run.
@@ -84,6 +87,7 @@ where
         Command::Deploy(args) => deploy(args),
         Command::Status(args) => status(args),
         Command::Remove(args) => remove(args),
+        Command::Gc(args) => gc(args),
         Command::Sandbox(args) => sandbox(args),
         Command::Plan(args) => plan(args),
         Command::Migrate(args) => migrate(args),
@@ -559,7 +563,8 @@ struct RemoveArgs {
     second: String,
     #[arg(value_name = "VERSION", hide = true)]
     third: Option<String>,
-    /// Remove only the renamed old revision N (schema <schema>_<N>).
+    /// Remove only old revision N (renamed to <schema>_<N> by a moderate
+    /// redeploy, or left in its schema by a revision redeploy).
     #[arg(long, value_name = "N")]
     old_rev: Option<i32>,
     /// Print what would run and change nothing.
@@ -619,6 +624,57 @@ fn remove(args: RemoveArgs) -> Result<()> {
         "{verb} {} {} (schema {})",
         report.package, report.version, report.schema
     );
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+struct GcArgs {
+    #[command(flatten)]
+    conn: ConnArgs,
+    /// Only revisions that stopped being current at least this many
+    /// seconds ago.
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600.0)]
+    older_than: f64,
+    /// Say what would be removed and change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    #[command(flatten)]
+    lock: LockArgs,
+}
+
+fn gc(args: GcArgs) -> Result<()> {
+    let (info, mut client) = connect(args.conn.conn()?.as_deref())?;
+    let report = pgpm::ops::gc::gc(
+        &mut client,
+        Some(&info),
+        &pgpm::ops::gc::GcOptions {
+            older_than: Duration::from_secs_f64(args.older_than.max(0.0)),
+            dry_run: args.dry_run,
+            lock_timeout: args.lock.timeout(),
+            object_locks: args.lock.object_locks(),
+        },
+        &mut print_lock_retry,
+    )?;
+    let verb = if report.dry_run {
+        "would remove"
+    } else {
+        "removed"
+    };
+    for removed in &report.removed {
+        for warning in &removed.warnings {
+            eprintln!("warning: {warning}");
+        }
+        println!(
+            "{verb} {} {} (schema {})",
+            removed.package, removed.version, removed.schema
+        );
+    }
+    for kept in &report.kept {
+        println!("kept {}: {}", kept.label, kept.reason);
+    }
+    if report.removed.is_empty() && report.kept.is_empty() {
+        println!("no old revisions");
+    }
     Ok(())
 }
 

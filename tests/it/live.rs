@@ -552,3 +552,66 @@ fn a_session_switches_to_a_new_revision_between_transactions_never_inside_one() 
     assert_eq!(session.switches(), 1);
     assert_eq!(session.api().schema.as_deref(), Some("api_1_0_0_r1"));
 }
+
+#[test]
+fn gc_removes_old_revisions_nobody_uses_and_says_why_it_keeps_the_others() {
+    let db = TestDb::installed();
+    let ws = tempfile::tempdir().unwrap();
+    let dir = versioned_api(ws.path(), 1);
+    let (code, _, stderr) = deploy(&db, &dir, &["--mode", "revision"]);
+    assert_eq!(code, 0, "{stderr}");
+    versioned_api(ws.path(), 2);
+    let (code, _, stderr) = deploy(&db, &dir, &["--mode", "revision"]);
+    assert_eq!(code, 0, "{stderr}");
+    // A session selects revision 1 (api_1_0_0_r1) and stays on it.
+    let mut on_r1 = db.connect();
+    on_r1
+        .query_one("SELECT _pgpm.set_search_path('api', '^1', false)", &[])
+        .unwrap();
+    versioned_api(ws.path(), 3);
+    let (code, _, stderr) = deploy(&db, &dir, &["--mode", "revision"]);
+    assert_eq!(code, 0, "{stderr}");
+    let gc = |args: &[&str]| output(pgpm().arg("gc").arg(db.conn_string()).args(args).assert());
+
+    let (code, stdout, stderr) = gc(&[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        stdout.matches("less than 3600 s ago").count(),
+        2,
+        "{stdout}"
+    );
+
+    let (code, stdout, stderr) = gc(&["--older-than", "0", "--dry-run"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("would remove api 1.0.0 (schema api_1_0_0)"),
+        "{stdout}"
+    );
+    let (code, stdout, stderr) = gc(&["--older-than", "0"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("removed api 1.0.0 (schema api_1_0_0)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "kept api 1.0.0 revision 1 (schema api_1_0_0_r1): schema api_1_0_0_r1 is in use by"
+        ),
+        "{stdout}"
+    );
+    let left: String = db.query_scalar(
+        "SELECT string_agg(nspname, ' ' ORDER BY nspname) FROM pg_namespace WHERE nspname LIKE 'api%'",
+    );
+    assert_eq!(left, "api_1_0_0_r1 api_1_0_0_r2");
+    // Once the session is gone, so is its revision.
+    crate::common::close_and_wait(&db, on_r1);
+    let (code, stdout, stderr) = gc(&["--older-than", "0"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("removed api 1.0.0 (schema api_1_0_0_r1)"),
+        "{stdout}"
+    );
+    let (code, stdout, _) = gc(&["--older-than", "0"]);
+    assert_eq!(code, 0);
+    assert_eq!(stdout.trim(), "no old revisions");
+}
