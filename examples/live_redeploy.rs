@@ -277,12 +277,7 @@ fn redeploy(client: &mut postgres::Client, info: &ConnInfo, dir: &Path, mode: Mo
         },
         &mut pgpm::event::ignore,
     )
-    .map_err(|e| format!("deploy in {mode} mode: {}", chain(&e)))
-    .map(|r| {
-        if std::env::var_os("LIVE_DEBUG").is_some() {
-            eprintln!("{:?}", r.outcomes);
-        }
-    })?;
+    .map_err(|e| format!("deploy in {mode} mode: {}", chain(&e)))?;
     Ok(())
 }
 

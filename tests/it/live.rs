@@ -615,3 +615,39 @@ fn gc_removes_old_revisions_nobody_uses_and_says_why_it_keeps_the_others() {
     assert_eq!(code, 0);
     assert_eq!(stdout.trim(), "no old revisions");
 }
+
+#[test]
+fn a_revision_of_a_schema_name_at_the_length_limit_still_fits() {
+    let db = TestDb::installed();
+    let ws = tempfile::tempdir().unwrap();
+    // name_1_0_0 is exactly 63 bytes, PostgreSQL's limit.
+    let name = "a".repeat(57);
+    let write = |answer: i32| {
+        package(
+            ws.path(),
+            "long",
+            serde_json::json!({"name": name, "version": "1.0.0", "subclass": "versioned", "functions_path": "f"}),
+            &[(
+                "f/v.sql",
+                &format!("CREATE FUNCTION v() RETURNS int LANGUAGE sql AS $$ SELECT {answer} $$;"),
+            )],
+        )
+    };
+    let dir = write(1);
+    let (code, _, stderr) = deploy(&db, &dir, &["--mode", "revision"]);
+    assert_eq!(code, 0, "{stderr}");
+    for answer in [2, 3] {
+        write(answer);
+        let (code, _, stderr) = deploy(&db, &dir, &["--mode", "revision"]);
+        assert_eq!(code, 0, "{stderr}");
+    }
+    let schemas: String = db.query_scalar(
+        "SELECT string_agg(nspname || ' ' || length(nspname), ', ' ORDER BY nspname) FROM pg_namespace WHERE nspname LIKE 'aaa%'",
+    );
+    let base = format!("{name}_1_0_0");
+    let cut = &base[..60];
+    assert_eq!(schemas, format!("{base} 63, {cut}_r1 63, {cut}_r2 63"));
+    let current: serde_json::Value =
+        db.query_scalar(&format!("SELECT _pgpm.api_version('{name}', '^1')"));
+    assert_eq!(current["schema"], format!("{cut}_r2"));
+}
