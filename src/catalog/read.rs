@@ -147,12 +147,10 @@ pub fn target_states<'a>(
                FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS t(name, schema, version, i)
                -- A revision deployed beside the first (--mode revision)
                -- lives in a schema of its own.
-               CROSS JOIN LATERAL (
-                    SELECT coalesce((SELECT c.schema_name FROM _pgpm.packages c
-                                      WHERE t.schema IS NOT NULL AND c.name = t.name
-                                        AND c.version = t.version AND c.scope = 'schema'
-                                        AND c.old_rev IS NULL AND c.removed_at IS NULL),
-                                    t.schema) AS schema) s
+               LEFT JOIN _pgpm.packages c
+                      ON t.schema IS NOT NULL AND c.name = t.name AND c.version = t.version
+                     AND c.scope = 'schema' AND c.old_rev IS NULL AND c.removed_at IS NULL
+               CROSS JOIN LATERAL (SELECT coalesce(c.schema_name, t.schema) AS schema) s
                LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = s.schema
                LEFT JOIN LATERAL (
                     SELECT package_id, name, version, checksum FROM _pgpm.packages

@@ -9,9 +9,7 @@
 //! asks while the change runs instead: from a connection of its own, a few
 //! times a second, it records which sessions block the change's backend.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use super::conninfo::ConnInfo;
@@ -114,76 +112,68 @@ fn humantime(d: Duration) -> String {
 
 /// Watches, from a connection of its own, which sessions block one
 /// backend; stops when dropped.
+///
+/// Starting and stopping cost the change nothing it would wait for: the
+/// connection is opened by the watching thread, and dropping the watch
+/// wakes the thread to end rather than waiting for it.
 pub struct BlockerWatch {
-    stop: Arc<AtomicBool>,
     seen: Arc<Mutex<Vec<Blocker>>>,
-    thread: Option<JoinHandle<()>>,
+    /// Dropped to stop the thread: its wait for the next poll ends at once.
+    _stop: mpsc::Sender<()>,
 }
 
 const POLL: Duration = Duration::from_millis(100);
 
 impl BlockerWatch {
-    /// Starts watching backend `pid`. `None` when no second connection can
-    /// be had (a full server, a pooler): the change then reports lock
-    /// timeouts without naming the blocker.
-    pub fn start(info: &ConnInfo, pid: i32) -> Option<BlockerWatch> {
-        let mut client = info.connect().ok()?;
-        let stop = Arc::new(AtomicBool::new(false));
+    /// Starts watching backend `pid` from a new connection to `info`. When
+    /// no connection can be had (a full server, a pooler), nothing is
+    /// watched, and lock timeouts are reported without naming the blocker.
+    pub fn start(info: &ConnInfo, pid: i32) -> BlockerWatch {
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let thread = {
-            let (stop, seen) = (stop.clone(), seen.clone());
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    let Ok(rows) = client.query(
-                        "SELECT a.pid, coalesce(a.usename::text, '?') || '@'
-                                || coalesce(host(a.client_addr), 'local')
-                                || coalesce(', ' || nullif(a.application_name, ''), ''),
-                                coalesce(a.state, 'unknown'),
-                                coalesce(to_char(coalesce(a.xact_start, a.state_change) AT TIME ZONE 'UTC',
-                                                 'YYYY-MM-DD HH24:MI:SS') || ' UTC', 'unknown'),
-                                left(regexp_replace(coalesce(a.query, ''), '\\s+', ' ', 'g'), 120)
-                           FROM pg_stat_activity a
-                          WHERE a.pid = ANY (pg_blocking_pids($1))
-                          ORDER BY a.xact_start NULLS LAST, a.pid",
-                        &[&pid],
-                    ) else {
-                        return;
-                    };
-                    if !rows.is_empty() {
-                        let blockers = rows
-                            .iter()
-                            .map(|r| Blocker {
-                                pid: r.get(0),
-                                who: r.get(1),
-                                state: r.get(2),
-                                since: r.get(3),
-                                query: r.get(4),
-                            })
-                            .collect();
-                        *seen.lock().unwrap_or_else(|e| e.into_inner()) = blockers;
-                    }
-                    std::thread::sleep(POLL);
+        let (stop, stopped) = mpsc::channel::<()>();
+        let info = info.clone();
+        let shared = seen.clone();
+        std::thread::spawn(move || {
+            let Ok(mut client) = info.connect() else {
+                return;
+            };
+            // Until the watch is dropped (the sender gone).
+            while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(POLL) {
+                let Ok(rows) = client.query(
+                    "SELECT a.pid, coalesce(a.usename::text, '?') || '@'
+                            || coalesce(host(a.client_addr), 'local')
+                            || coalesce(', ' || nullif(a.application_name, ''), ''),
+                            coalesce(a.state, 'unknown'),
+                            coalesce(to_char(coalesce(a.xact_start, a.state_change) AT TIME ZONE 'UTC',
+                                             'YYYY-MM-DD HH24:MI:SS') || ' UTC', 'unknown'),
+                            left(regexp_replace(coalesce(a.query, ''), '\\s+', ' ', 'g'), 120)
+                       FROM pg_stat_activity a
+                      WHERE a.pid = ANY (pg_blocking_pids($1))
+                      ORDER BY a.xact_start NULLS LAST, a.pid",
+                    &[&pid],
+                ) else {
+                    return;
+                };
+                if !rows.is_empty() {
+                    let blockers = rows
+                        .iter()
+                        .map(|r| Blocker {
+                            pid: r.get(0),
+                            who: r.get(1),
+                            state: r.get(2),
+                            since: r.get(3),
+                            query: r.get(4),
+                        })
+                        .collect();
+                    *shared.lock().unwrap_or_else(|e| e.into_inner()) = blockers;
                 }
-            })
-        };
-        Some(BlockerWatch {
-            stop,
-            seen,
-            thread: Some(thread),
-        })
+            }
+        });
+        BlockerWatch { seen, _stop: stop }
     }
 
     /// The sessions that blocked the backend when last seen blocked.
     pub fn blockers(&self) -> Vec<Blocker> {
         self.seen.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-}
-
-impl Drop for BlockerWatch {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }

@@ -135,7 +135,7 @@ fn run_group_retrying(
             .map_err(QueryError::with("cannot set the lock timeout"))?;
         let watch = read::backend_pid(&mut tx)
             .ok()
-            .and_then(|pid| BlockerWatch::start(info, pid));
+            .map(|pid| BlockerWatch::start(info, pid));
         let waited = match run_group(&mut tx, group, marked) {
             Ok(took) => {
                 if crate::db::connect::interrupted() {

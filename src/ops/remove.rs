@@ -148,7 +148,7 @@ pub fn remove(
         }
         let watch = probe.and_then(|info| {
             let pid = read::backend_pid(&mut tx).ok()?;
-            BlockerWatch::start(info, pid)
+            Some(BlockerWatch::start(info, pid))
         });
         let waited = match script::execute(&mut tx, &report.script, on) {
             Ok(()) => {

@@ -358,7 +358,7 @@ pub fn deploy(
     loop {
         let watch = probe.and_then(|info| {
             let pid = read::backend_pid(&mut tx).ok()?;
-            BlockerWatch::start(info, pid)
+            Some(BlockerWatch::start(info, pid))
         });
         let waited = match run(tx, &report.script, on) {
             Err(DeployError::Script(e)) => match e.lock_timed_out() {
