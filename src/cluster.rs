@@ -144,11 +144,18 @@ impl Cluster {
         Ok(cluster)
     }
 
-    /// Makes a streaming hot standby of this running cluster in `dir` with
-    /// `pg_basebackup -R` and starts it. `pg_basebackup` is the program to
-    /// use: this server's own, or one of a newer major (it backs up older
-    /// servers). For tests of what runs on replicas.
-    pub fn start_standby(&self, dir: &Path, pg_basebackup: &Path) -> Result<Cluster, ClusterError> {
+    /// Makes a streaming hot standby of this running cluster in `dir` and
+    /// starts it. With `pg_basebackup` (this server's major or a newer
+    /// one: it backs up older servers), `pg_basebackup -R` copies the data;
+    /// without, the data directory is copied between `pg_backup_start` and
+    /// `pg_backup_stop` (the low-level backup API), for the server builds
+    /// that ship no `pg_basebackup`. Either way the standby streams from a
+    /// replication slot. For tests of what runs on replicas.
+    pub fn start_standby(
+        &self,
+        dir: &Path,
+        pg_basebackup: Option<&Path>,
+    ) -> Result<Cluster, ClusterError> {
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
         if let Some((uid, gid)) = self.run_as {
             std::os::unix::fs::chown(dir, Some(uid), Some(gid)).map_err(io_err(dir))?;
@@ -161,29 +168,88 @@ impl Cluster {
             tcp: self.tcp,
             run_as: self.run_as,
         };
-        let mut cmd = Command::new(pg_basebackup);
-        cmd.env("LC_ALL", "C").env_remove("PGDATA");
-        if let Some((uid, gid)) = self.run_as {
-            cmd.uid(uid).gid(gid).current_dir(&standby.dir);
+        let failed = |what: &str| {
+            let what = what.to_string();
+            move |e: postgres::Error| ClusterError::Command {
+                what,
+                output: e.to_string(),
+            }
+        };
+        let mut admin = self
+            .conninfo("postgres")
+            .connect()
+            .map_err(|e| ClusterError::Command {
+                what: "connecting to the primary".into(),
+                output: e.to_string(),
+            })?;
+        let slot = format!("pgpm_standby_{}", standby.port);
+        admin
+            .execute(
+                "SELECT pg_create_physical_replication_slot($1, true)",
+                &[&slot],
+            )
+            .map_err(failed("creating a replication slot"))?;
+        match pg_basebackup {
+            Some(program) => {
+                let mut cmd = Command::new(program);
+                cmd.env("LC_ALL", "C").env_remove("PGDATA");
+                if let Some((uid, gid)) = self.run_as {
+                    cmd.uid(uid).gid(gid).current_dir(&standby.dir);
+                }
+                let out = cmd
+                    .arg("-D")
+                    .arg(standby.data_dir())
+                    .args(["-R", "-X", "none", "-c", "fast", "-U", SUPERUSER, "-h"])
+                    .arg(self.socket_dir())
+                    .arg("-p")
+                    .arg(self.port.to_string())
+                    .output()
+                    .map_err(io_err(program))?;
+                check("pg_basebackup", out)?;
+            }
+            None => {
+                let version: i32 = admin
+                    .query_one("SELECT current_setting('server_version_num')::int", &[])
+                    .map_err(failed("reading the server version"))?
+                    .get(0);
+                let (start, stop) = if version >= 150000 {
+                    (
+                        "SELECT pg_backup_start('pgpm standby', true)",
+                        "SELECT labelfile FROM pg_backup_stop(false)",
+                    )
+                } else {
+                    (
+                        "SELECT pg_start_backup('pgpm standby', true, false)",
+                        "SELECT labelfile FROM pg_stop_backup(false, false)",
+                    )
+                };
+                admin
+                    .execute(start, &[])
+                    .map_err(failed("starting the backup"))?;
+                copy_data_dir(&self.data_dir(), &standby.data_dir(), self.run_as)?;
+                let label: String = admin
+                    .query_one(stop, &[])
+                    .map_err(failed("stopping the backup"))?
+                    .get(0);
+                let label_file = standby.data_dir().join("backup_label");
+                std::fs::write(&label_file, label).map_err(io_err(&label_file))?;
+                let signal = standby.data_dir().join("standby.signal");
+                std::fs::write(&signal, "").map_err(io_err(&signal))?;
+                if let Some((uid, gid)) = self.run_as {
+                    for f in [&label_file, &signal] {
+                        std::os::unix::fs::chown(f, Some(uid), Some(gid)).map_err(io_err(f))?;
+                    }
+                }
+            }
         }
-        let out = cmd
-            .arg("-D")
-            .arg(standby.data_dir())
-            .args(["-R", "-X", "stream", "-c", "fast", "-U", SUPERUSER, "-h"])
-            .arg(self.socket_dir())
-            .arg("-p")
-            .arg(self.port.to_string())
-            .output()
-            .map_err(io_err(pg_basebackup))?;
-        check("pg_basebackup", out)?;
-        // The primary_conninfo that -R wrote carries options of
+        // A primary_conninfo that -R wrote would carry options of
         // pg_basebackup's libpq (sslsni, ...) that an older server's libpq
         // refuses: the last setting of the file wins, so a plain one is
         // appended.
         let auto_conf = standby.data_dir().join("postgresql.auto.conf");
         let mut conf = std::fs::read_to_string(&auto_conf).map_err(io_err(&auto_conf))?;
         conf.push_str(&format!(
-            "primary_conninfo = 'host=''{}'' port={} user={SUPERUSER}'\n",
+            "primary_conninfo = 'host=''{}'' port={} user={SUPERUSER}'\nprimary_slot_name = '{slot}'\n",
             self.socket_dir().display(),
             self.port
         ));
@@ -364,6 +430,56 @@ rm -rf "$4""#;
         let lines: Vec<&str> = log.lines().collect();
         lines[lines.len().saturating_sub(20)..].join("\n")
     }
+}
+
+/// Copies a running server's data directory for a low-level backup: what
+/// vanishes meanwhile (temporary files) is skipped, and what a backup must
+/// not hold (the pid file, WAL, replication slots) is left out; the copy
+/// belongs to `owner`.
+fn copy_data_dir(from: &Path, to: &Path, owner: Option<(u32, u32)>) -> Result<(), ClusterError> {
+    use std::os::unix::fs::{DirBuilderExt, chown};
+    let leave_out = |rel: &Path| {
+        matches!(
+            rel.to_str(),
+            Some("postmaster.pid" | "postmaster.opts" | "backup_label" | "tablespace_map")
+        ) || (rel.starts_with("pg_wal") || rel.starts_with("pg_replslot"))
+            && rel.components().count() > 1
+            && !rel.starts_with("pg_wal/archive_status")
+    };
+    for entry in walkdir::WalkDir::new(from).min_depth(0) {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(e) if e.io_error().map(|io| io.kind()) == Some(std::io::ErrorKind::NotFound) => {
+                continue;
+            }
+            Err(e) => return Err(io_err(from)(e.into())),
+        };
+        let rel = entry
+            .path()
+            .strip_prefix(from)
+            .expect("under the data directory");
+        if leave_out(rel) {
+            continue;
+        }
+        let target = to.join(rel);
+        if entry.file_type().is_dir() {
+            std::fs::DirBuilder::new()
+                .mode(0o700)
+                .recursive(true)
+                .create(&target)
+                .map_err(io_err(&target))?;
+        } else {
+            match std::fs::copy(entry.path(), &target) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io_err(&target)(e)),
+            }
+        }
+        if let Some((uid, gid)) = owner {
+            chown(&target, Some(uid), Some(gid)).map_err(io_err(&target))?;
+        }
+    }
+    Ok(())
 }
 
 /// The `postgres` user's uid and gid when we are root, who must not run the server.
