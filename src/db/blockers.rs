@@ -62,6 +62,8 @@ pub struct Blocker {
     pub state: String,
     /// When its transaction started (`YYYY-MM-DD HH:MM:SS UTC`).
     pub since: String,
+    /// When its last query started.
+    pub query_start: String,
     /// The start of its last query.
     pub query: String,
 }
@@ -70,8 +72,8 @@ impl std::fmt::Display for Blocker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "pid {} ({}), {} since {}, last query: {}",
-            self.pid, self.who, self.state, self.since, self.query
+            "pid {} ({}), {} since {}, last query (at {}): {}",
+            self.pid, self.who, self.state, self.since, self.query_start, self.query
         )
     }
 }
@@ -146,6 +148,7 @@ impl BlockerWatch {
                             coalesce(a.state, 'unknown'),
                             coalesce(to_char(coalesce(a.xact_start, a.state_change) AT TIME ZONE 'UTC',
                                              'YYYY-MM-DD HH24:MI:SS') || ' UTC', 'unknown'),
+                            coalesce(to_char(a.query_start AT TIME ZONE 'UTC', 'HH24:MI:SS'), 'unknown'),
                             left(regexp_replace(coalesce(a.query, ''), '\\s+', ' ', 'g'), 120)
                        FROM pg_stat_activity a
                       WHERE a.pid = ANY (pg_blocking_pids($1))
@@ -162,7 +165,8 @@ impl BlockerWatch {
                             who: r.get(1),
                             state: r.get(2),
                             since: r.get(3),
-                            query: r.get(4),
+                            query_start: r.get(4),
+                            query: r.get(5),
                         })
                         .collect();
                     *shared.lock().unwrap_or_else(|e| e.into_inner()) = blockers;
