@@ -14,6 +14,7 @@ use std::path::PathBuf;
 
 use crate::catalog::CatalogError;
 use crate::cluster::ClusterError;
+use crate::config::ConfigError;
 use crate::db::QueryError;
 use crate::db::conninfo::ConnError;
 use crate::db::lock::LockError;
@@ -33,6 +34,9 @@ use crate::util::text::TextError;
 pub const EXIT_USER: u8 = 1;
 /// Exit code for unexpected errors (I/O, connection, bugs).
 pub const EXIT_UNEXPECTED: u8 = 2;
+/// Exit code of `status --exit-code` when the database is behind: patches
+/// pending, or packages of the workspace not deployed as they are.
+pub const EXIT_BEHIND: u8 = 3;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -40,6 +44,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     #[error(transparent)]
     Conn(#[from] ConnError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     #[error(transparent)]
     Catalog(#[from] CatalogError),
     #[error(transparent)]
@@ -76,6 +82,15 @@ pub enum Error {
     /// A command-line usage problem detected after argument parsing.
     #[error("{0}")]
     Usage(String),
+    /// Targets of a set failed or did not run (each reported above).
+    #[error("{} of {total} targets failed{}{}", failed.len(), if failed.is_empty() { String::new() } else { format!(": {}", failed.join(", ")) }, if *skipped > 0 { format!("; {skipped} did not run") } else { String::new() })]
+    Fleet {
+        failed: Vec<String>,
+        skipped: usize,
+        total: usize,
+        /// The highest exit code of the failed targets.
+        code: u8,
+    },
 }
 
 /// Workspace errors that are about one manifest or file are reported as such.
@@ -138,6 +153,7 @@ impl Error {
     pub fn is_user_error(&self) -> bool {
         match self {
             Error::Conn(e) => e.is_user_error(),
+            Error::Config(e) => e.is_user_error(),
             Error::Catalog(e) => e.is_user_error(),
             Error::Patch(e) => e.is_user_error(),
             Error::Deploy(e) => e.is_user_error(),
@@ -145,6 +161,7 @@ impl Error {
             Error::Status(e) => e.is_user_error(),
             Error::Sandbox(e) => e.is_user_error(),
             Error::Usage(_) | Error::Sql(_) | Error::Manifest(_) => true,
+            Error::Fleet { code, .. } => *code == EXIT_USER,
             Error::Workspace(_) | Error::Resolve(_) | Error::Plan(_) => true,
             Error::Cluster(_) | Error::Query(_) | Error::Io { .. } => false,
         }
@@ -152,6 +169,9 @@ impl Error {
 
     /// The process exit code for this error: 1 when the user can fix it, 2 otherwise.
     pub fn exit_code(&self) -> u8 {
+        if let Error::Fleet { code, .. } = self {
+            return *code;
+        }
         if self.is_user_error() {
             EXIT_USER
         } else {

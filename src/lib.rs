@@ -11,6 +11,8 @@
 //!   their order (pure);
 //! - [`plan`]: a workspace and what is deployed in, ordered packages out (pure);
 //! - [`db`]: connecting, quoting, the lock, scripts of actions;
+//! - [`config`]: the project's `pgpm.toml` and `.env`, the ancestor's
+//!   `~/.pgpmconfig`, and selecting targets;
 //! - [`catalog`]: the `_pgpm` schema and every read and write of it;
 //! - [`migrate`]: numbered patches: names, scan, migration plan, run;
 //! - [`ops`]: the commands (deploy, migrate, remove, status, sandbox);
@@ -21,6 +23,7 @@
 
 pub mod catalog;
 pub mod cluster;
+pub mod config;
 pub mod db;
 pub mod error;
 pub mod event;

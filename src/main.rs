@@ -29,6 +29,7 @@ fn main() -> ExitCode {
     }
     match result {
         Ok(cli::Exit::Success) => ExitCode::SUCCESS,
+        Ok(cli::Exit::Code(code)) => ExitCode::from(code),
         Ok(cli::Exit::Clap(err)) => {
             // clap's own text: --help and --version on stdout (exit 0);
             // usage errors, and the help shown when no command is given,

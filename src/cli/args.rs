@@ -10,18 +10,234 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
+use pgpm::config::{GlobalConfig, Project, Selection};
 use pgpm::db::blockers::ObjectLocks;
 use pgpm::db::conninfo::ConnInfo;
 use pgpm::ops::deploy::Mode;
+use pgpm::ops::fleet::FleetOptions;
 use pgpm::{Error, Result};
 
 /// Where to connect, and the positionals that may hold it.
 #[derive(Debug, Args)]
 pub struct Target {
     /// Connection string: `host=... port=... dbname=... user=...` or a
-    /// `postgres://` URI. Defaults to DATABASE_URL, then the PG* variables.
+    /// `postgres://` URI. Defaults to --target, then the default target of
+    /// pgpm.toml, then DATABASE_URL and the PG* variables (of the
+    /// environment, then of the project's .env).
     #[arg(short = 'd', long = "db", value_name = "CONN")]
     pub db: Option<String>,
+    /// A target of pgpm.toml (or of the ancestor's ~/.pgpmconfig) by name;
+    /// repeat, or separate with commas, for several.
+    #[arg(
+        short = 't',
+        long = "target",
+        value_name = "NAME",
+        value_delimiter = ','
+    )]
+    pub targets: Vec<String>,
+    /// Every target of this environment (a set: run against each).
+    #[arg(long = "env", value_name = "ENV")]
+    pub env: Option<String>,
+    /// With --env: only the targets of this product.
+    #[arg(long, value_name = "PRODUCT", requires = "env")]
+    pub product: Option<String>,
+    /// With --env: only these targets (by name; commas or repeats).
+    #[arg(
+        long = "name",
+        value_name = "NAME",
+        value_delimiter = ',',
+        requires = "env"
+    )]
+    pub names: Vec<String>,
+    /// With --env and --name: every target of the set but those named.
+    #[arg(long, requires = "names")]
+    pub except: bool,
+    /// The project config [default: pgpm.toml here or in the nearest
+    /// directory above].
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The ancestor's global config, read over ~/.pgpmconfig.
+    #[arg(long, value_name = "FILE")]
+    pub global_config: Option<PathBuf>,
+    /// With a set: how many targets run at once [default: two per core].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub jobs: Option<u32>,
+    /// With a set: start no further target once one failed.
+    #[arg(long)]
+    pub fail_fast: bool,
+    /// With a set: run N targets first, and the rest only if they succeed.
+    #[arg(long, value_name = "N")]
+    pub canary: Option<usize>,
+    /// With a set: print the summary as JSON (one object per target).
+    #[arg(long = "json-summary")]
+    pub json_summary: bool,
+    /// Retry connecting until the server accepts connections, for up to
+    /// SECONDS [default: 60] (containers that start the database alongside).
+    #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "60")]
+    pub wait: Option<f64>,
+}
+
+/// A target as `pgpm targets` lists it.
+pub struct Listed {
+    pub name: String,
+    pub environment: Option<String>,
+    pub product: Option<String>,
+    /// `user@host:port/dbname`, never a password.
+    pub connection: String,
+    pub source: PathBuf,
+}
+
+/// One database a command runs against.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    /// The target's name, or the connection described.
+    pub name: String,
+    pub info: ConnInfo,
+}
+
+/// What a command runs against.
+pub enum Targets {
+    One(Connection),
+    /// A set: each target in turn (or in parallel), as a fleet.
+    Set(Vec<Connection>),
+}
+
+impl Target {
+    /// The project config around the current directory.
+    pub fn project(&self) -> Result<Project> {
+        let cwd = std::env::current_dir().map_err(Error::io("."))?;
+        Ok(Project::discover(&cwd, self.config.as_deref())?)
+    }
+
+    /// Resolves what the command runs against, given the connection of
+    /// the positionals (or -d).
+    pub fn resolve(&self, conn: Option<&str>) -> Result<Targets> {
+        let mut project = self.project()?;
+        let selection = self.selection();
+        if selection.targets.is_empty() && selection.env.is_none() {
+            let info = project.default_conninfo(conn)?;
+            for warning in info.warnings() {
+                eprintln!("warning: {warning}");
+            }
+            let name = project
+                .default
+                .clone()
+                .filter(|_| conn.is_none())
+                .unwrap_or_else(|| info.describe());
+            return Ok(Targets::One(Connection { name, info }));
+        }
+        if let Some(conn) = conn {
+            return Err(Error::Usage(format!(
+                "a connection ({}) and a selection of targets (--target, --env) are both given: give one",
+                redacted(conn)
+            )));
+        }
+        // The ancestor's sets only when the project does not have it all
+        // (a RESDB set queries a database).
+        let home = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".pgpmconfig"));
+        if self.global_config.is_some() || project.select(&selection).is_err() {
+            let global = GlobalConfig::read(home.as_deref(), self.global_config.as_deref())?;
+            project.add_global(&global)?;
+        }
+        let mut out = Vec::new();
+        for target in project.select(&selection)? {
+            out.push(Connection {
+                name: target.name.clone(),
+                info: project.conninfo(target)?,
+            });
+        }
+        Ok(if selection.is_set() {
+            Targets::Set(out)
+        } else {
+            Targets::One(out.remove(0))
+        })
+    }
+
+    /// The targets the selection names (every target without one), for
+    /// `pgpm targets`.
+    pub fn list(&self) -> Result<Vec<Listed>> {
+        let mut project = self.project()?;
+        let home = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".pgpmconfig"));
+        let global = GlobalConfig::read(home.as_deref(), self.global_config.as_deref())?;
+        project.add_global(&global)?;
+        let selection = self.selection();
+        let chosen: Vec<&pgpm::config::TargetDef> =
+            if selection.targets.is_empty() && selection.env.is_none() {
+                project.targets.iter().collect()
+            } else {
+                project.select(&selection)?
+            };
+        chosen
+            .into_iter()
+            .map(|t| {
+                Ok(Listed {
+                    name: t.name.clone(),
+                    environment: t.environment.clone(),
+                    product: t.product.clone(),
+                    connection: project.conninfo(t)?.describe(),
+                    source: t.source.clone(),
+                })
+            })
+            .collect()
+    }
+
+    fn selection(&self) -> Selection {
+        Selection {
+            targets: self.targets.clone(),
+            env: self.env.clone(),
+            product: self.product.clone(),
+            names: self.names.clone(),
+            except: self.except,
+        }
+    }
+
+    /// Like [`Target::resolve`], for commands that run against one target.
+    pub fn one(&self, conn: Option<&str>) -> Result<Connection> {
+        match self.resolve(conn)? {
+            Targets::One(c) => Ok(c),
+            Targets::Set(set) => Err(Error::Usage(format!(
+                "this command runs against one database, and the selection names {}: {}",
+                set.len(),
+                set.iter()
+                    .map(|c| c.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
+    }
+
+    /// Opens a connection, retrying for `--wait` seconds while the server
+    /// does not accept connections yet.
+    pub fn open(&self, conn: &Connection) -> Result<postgres::Client> {
+        let deadline = self
+            .wait
+            .map(|s| std::time::Instant::now() + Duration::from_secs_f64(s.max(0.0)));
+        loop {
+            match conn.info.connect() {
+                Ok(client) => return Ok(client),
+                Err(e)
+                    if deadline.is_some_and(|d| std::time::Instant::now() < d)
+                        && e.is_refused() =>
+                {
+                    std::thread::sleep(Duration::from_millis(250));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// How a fleet runs, from the flags and the project's defaults.
+    pub fn fleet(&self, project_jobs: Option<usize>) -> FleetOptions {
+        FleetOptions {
+            jobs: self
+                .jobs
+                .map(|j| j as usize)
+                .or(project_jobs)
+                .unwrap_or_else(FleetOptions::default_jobs),
+            fail_fast: self.fail_fast,
+            canary: self.canary.unwrap_or(0),
+        }
+    }
 }
 
 /// A connection and a path from `-d` and up to two positionals.
@@ -74,14 +290,12 @@ fn redacted(arg: &str) -> String {
         .unwrap_or_else(|_| "(unreadable connection string)".into())
 }
 
-/// Resolves and opens the connection, printing what resolving it warns of.
-pub fn connect(conn: Option<&str>) -> Result<(ConnInfo, postgres::Client)> {
-    let info = ConnInfo::resolve(conn)?;
-    for warning in info.warnings() {
-        eprintln!("warning: {warning}");
-    }
-    let client = info.connect()?;
-    Ok((info, client))
+/// Resolves and opens the one connection a command runs against,
+/// printing what resolving it warns of.
+pub fn connect(target: &Target, conn: Option<&str>) -> Result<(ConnInfo, postgres::Client)> {
+    let conn = target.one(conn)?;
+    let client = target.open(&conn)?;
+    Ok((conn.info, client))
 }
 
 /// How long to wait for another pgpm run to release the database, and for
@@ -118,10 +332,12 @@ impl LockArgs {
 /// `--mode`: what to do when a package's schema exists.
 #[derive(Debug, Args)]
 pub struct ModeArg {
-    /// What to do when a package's schema exists: refuse (safe), rename it
-    /// to <schema>_<N> (moderate), drop it (unsafe) or deploy into it (overwrite).
-    #[arg(short, long, default_value = "safe", value_parser = mode_parser())]
-    pub mode: Mode,
+    /// What to do when a package's schema exists: refuse (safe), deploy a
+    /// new revision beside it (revision), rename it to <schema>_<N>
+    /// (moderate), drop it (unsafe) or deploy into it (overwrite)
+    /// [default: safe, or the mode of pgpm.toml's [defaults]].
+    #[arg(short, long, value_parser = mode_parser())]
+    pub mode: Option<Mode>,
 }
 
 fn mode_parser() -> impl clap::builder::TypedValueParser<Value = Mode> {

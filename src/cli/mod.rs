@@ -2,6 +2,7 @@
 //! of output. Only the binary's modules print.
 
 mod args;
+mod fleet;
 pub mod interrupt;
 mod render;
 
@@ -24,6 +25,7 @@ use pgpm::package::workspace::Workspace;
 use pgpm::{Error, Result, plan};
 
 use args::{LockArgs, ModeArg, Target, connect, positionals};
+use fleet::{Out, Summary};
 pub use render::error_chain;
 
 /// pgpm: deploy PostgreSQL packages of types, functions, views and triggers
@@ -62,6 +64,10 @@ enum Command {
     /// Remove the old revisions (left by moderate and revision redeploys)
     /// that have been old for a while and that nothing uses.
     Gc(GcArgs),
+    /// List the targets of pgpm.toml and ~/.pgpmconfig, or those a
+    /// selection (--target, --env ...) names, with their connections
+    /// (no passwords).
+    Targets(TargetsArgs),
 }
 
 /// What the process should do after a run.
@@ -69,6 +75,8 @@ pub enum Exit {
     Success,
     /// A usage error or `--help` text clap rendered (it says `error:` itself).
     Clap(clap::Error),
+    /// Done, with this exit code (`status --exit-code`).
+    Code(u8),
 }
 
 /// Parses arguments and runs the command.
@@ -82,12 +90,13 @@ where
         Err(err) => return Ok(Exit::Clap(err)),
     };
     match cli.command {
+        Command::Status(args) => return status(args),
         Command::Install(args) => install(args),
         Command::Uninstall(args) => uninstall(args),
         Command::Deploy(args) => deploy(args),
-        Command::Status(args) => status(args),
         Command::Remove(args) => remove(args),
         Command::Gc(args) => gc(args),
+        Command::Targets(args) => targets(args),
         Command::Sandbox(args) => sandbox(args),
         Command::Plan(args) => plan(args),
         Command::Migrate(args) => migrate(args),
@@ -106,8 +115,8 @@ struct ConnArgs {
 }
 
 impl ConnArgs {
-    fn conn(self) -> Result<Option<String>> {
-        let p = positionals(self.target.db, self.conn.into_iter().collect())?;
+    fn conn(&self) -> Result<Option<String>> {
+        let p = positionals(self.target.db.clone(), self.conn.iter().cloned().collect())?;
         if let Some(path) = p.path {
             return Err(Error::Usage(format!(
                 "{} is not a connection string: write keyword=value pairs or a postgres:// URI",
@@ -133,29 +142,44 @@ struct InstallArgs {
 }
 
 fn install(args: InstallArgs) -> Result<()> {
-    let (_, mut client) = connect(args.conn.conn()?.as_deref())?;
-    let report = catalog::install(
-        &mut client,
-        &InstallOptions {
-            upgrade: args.upgrade,
-            usage: args.usage,
-            lock_timeout: args.lock.timeout(),
-        },
-    )?;
-    match report.outcome {
-        InstallOutcome::Installed { version } => {
-            println!("installed the pgpm catalog (version {version})")
+    let targets = args.conn.target.resolve(args.conn.conn()?.as_deref())?;
+    let opts = InstallOptions {
+        upgrade: args.upgrade,
+        usage: args.usage,
+        lock_timeout: args.lock.timeout(),
+    };
+    fleet::run(&args.conn.target, targets, None, |conn, out| {
+        let mut client = args.conn.target.open(conn)?;
+        let report = catalog::install(&mut client, &opts)?;
+        let outcome = match report.outcome {
+            InstallOutcome::Installed { version } => {
+                out.line(format!("installed the pgpm catalog (version {version})"));
+                "installed"
+            }
+            InstallOutcome::Upgraded { from, to } => {
+                out.line(format!(
+                    "upgraded the pgpm catalog from version {from} to {to}"
+                ));
+                "upgraded"
+            }
+            InstallOutcome::Current { version } => {
+                out.line(format!(
+                    "the pgpm catalog is already installed and current (version {version}); nothing to do"
+                ));
+                "current"
+            }
+        };
+        for role in &report.granted {
+            out.line(format!(
+                "granted usage of the catalog to {}",
+                quote_ident(role)
+            ));
         }
-        InstallOutcome::Upgraded { from, to } => {
-            println!("upgraded the pgpm catalog from version {from} to {to}")
-        }
-        InstallOutcome::Current { version } => println!(
-            "the pgpm catalog is already installed and current (version {version}); nothing to do"
-        ),
-    }
-    for role in &report.granted {
-        println!("granted usage of the catalog to {}", quote_ident(role));
-    }
+        Ok(Summary {
+            outcome: outcome.into(),
+            ..Summary::default()
+        })
+    })?;
     Ok(())
 }
 
@@ -172,7 +196,7 @@ struct UninstallArgs {
 }
 
 fn uninstall(args: UninstallArgs) -> Result<()> {
-    let (_, mut client) = connect(args.conn.conn()?.as_deref())?;
+    let (_, mut client) = connect(&args.conn.target, args.conn.conn()?.as_deref())?;
     match catalog::uninstall(&mut client, args.force, args.lock.timeout())? {
         UninstallOutcome::Removed => println!("removed the pgpm catalog"),
         UninstallOutcome::NotInstalled => {
@@ -202,14 +226,14 @@ struct PlanArgs {
 }
 
 fn plan(args: PlanArgs) -> Result<()> {
-    let p = positionals(args.target.db, args.args)?;
+    let p = positionals(args.target.db.clone(), args.args)?;
     let path = p.path.unwrap_or_else(|| ".".into());
     // Manifests and SQL are read before connecting, so their errors come first.
     let workspace = Workspace::load(&path)?;
     let (plan, existing) = match &p.conn {
         None => (plan::build(workspace, &[], |_| true)?, None),
         Some(conn) => {
-            let (_, mut client) = connect(Some(conn))?;
+            let (_, mut client) = connect(&args.target, Some(conn))?;
             catalog::require_current(&mut client)?;
             let deployed = catalog::read::deployed(&mut client)?;
             let plan = plan::build(workspace, &deployed, |_| true)?;
@@ -289,15 +313,33 @@ struct DeployArgs {
 }
 
 fn deploy(args: DeployArgs) -> Result<()> {
-    let p = positionals(args.target.db, args.args)?;
+    let p = positionals(args.target.db.clone(), args.args)?;
     let path = p.path.unwrap_or_else(|| ".".into());
     // Everything on disk is read and checked before connecting.
     let workspace = Workspace::load(&path)?;
-    let (info, mut client) = connect(p.conn.as_deref())?;
+    let project = args.target.project()?;
+    let defaults = &project.defaults;
+    let mode = match (args.mode.mode, &defaults.mode) {
+        (Some(mode), _) => mode,
+        (None, Some(text)) => text.parse().map_err(|e: String| {
+            Error::Usage(format!(
+                "{}: [defaults] mode: {e}",
+                project
+                    .file
+                    .as_ref()
+                    .map_or("pgpm.toml".into(), |f| f.display().to_string())
+            ))
+        })?,
+        (None, None) => deploy::Mode::Safe,
+    };
     let opts = DeployOptions {
-        mode: args.mode.mode,
-        owner: args.owner,
-        usage: args.usage,
+        mode,
+        owner: args.owner.or_else(|| defaults.owner.clone()),
+        usage: if args.usage.is_empty() {
+            defaults.usage.clone()
+        } else {
+            args.usage
+        },
         files: args.files,
         force: args.force,
         dry_run: args.dry_run,
@@ -310,23 +352,42 @@ fn deploy(args: DeployArgs) -> Result<()> {
         lock_timeout: args.lock.timeout(),
         object_locks: args.lock.object_locks(),
     };
-    let report = deploy::deploy(
-        &mut client,
-        Some(&info),
-        workspace,
-        &opts,
-        &mut print_lock_retry,
-    )?;
-    print_deploy(&report);
-    if report.outcomes.is_empty() {
-        println!("no packages found at {}", path.display());
-    }
+    let targets = args.target.resolve(p.conn.as_deref())?;
+    fleet::run(&args.target, targets, defaults.jobs, |conn, out| {
+        let mut client = args.target.open(conn)?;
+        let report = deploy::deploy(
+            &mut client,
+            Some(&conn.info),
+            workspace.clone(),
+            &opts,
+            &mut |e| print_lock_retry(out, e),
+        )?;
+        print_deploy(out, &report);
+        if report.outcomes.is_empty() {
+            out.line(format!("no packages found at {}", path.display()));
+        }
+        let packages = report
+            .outcomes
+            .iter()
+            .filter(|o| o.kind != OutcomeKind::UpToDate)
+            .count();
+        Ok(Summary {
+            outcome: match (packages, report.dry_run) {
+                (0, _) => "up to date",
+                (_, true) => "would deploy",
+                (_, false) => "deployed",
+            }
+            .into(),
+            packages,
+            ..Summary::default()
+        })
+    })?;
     Ok(())
 }
 
 /// Says on stderr that a change runs again after a lock wait; ignores
 /// other events.
-fn print_lock_retry(event: Event<'_>) {
+fn print_lock_retry(out: &mut Out, event: Event<'_>) {
     if let Event::LockRetry {
         attempt,
         of,
@@ -339,24 +400,24 @@ fn print_lock_retry(event: Event<'_>) {
         } else {
             format!(", held by {blocked_by}")
         };
-        eprintln!(
+        out.err(format!(
             "warning: {waiting} waited too long for a lock{by}; rolled back, running again (retry {attempt} of {of})"
-        );
+        ));
     }
 }
 
-fn print_deploy(report: &DeployReport) {
+fn print_deploy(out: &mut Out, report: &DeployReport) {
     for warning in &report.warnings {
-        eprintln!("warning: {warning}");
+        out.err(format!("warning: {warning}"));
     }
     for note in &report.notes {
-        eprintln!("note: {note}");
+        out.err(format!("note: {note}"));
     }
     if report.dry_run {
-        println!(
-            "-- pgpm deploy --dry-run: nothing was changed. This is the SQL that would run, in one transaction:"
+        out.line(
+            "-- pgpm deploy --dry-run: nothing was changed. This is the SQL that would run, in one transaction:",
         );
-        print!("{}", render::script(&report.script));
+        out.text(&render::script(&report.script));
     }
     let verb = if report.dry_run {
         "would deploy"
@@ -368,11 +429,11 @@ fn print_deploy(report: &DeployReport) {
         .iter()
         .partition(|o| o.kind == OutcomeKind::UpToDate);
     for o in same {
-        println!("{} is up to date", o.label());
+        out.line(format!("{} is up to date", o.label()));
     }
     for o in changed {
         let target = o.schema.as_deref().unwrap_or("(database scope)");
-        println!("{verb} {} -> {target}", o.label());
+        out.line(format!("{verb} {} -> {target}", o.label()));
     }
 }
 
@@ -442,10 +503,10 @@ fn migrate(args: MigrateArgs) -> Result<()> {
         lock,
     }) = args.action
     {
-        let p = positionals(target.db, args)?;
+        let p = positionals(target.db.clone(), args)?;
         let dir = p.path.unwrap_or_else(|| pgpm::migrate::DEFAULT_DIR.into());
         let patches = scan::scan(&dir)?;
-        let (_, mut client) = connect(p.conn.as_deref())?;
+        let (_, mut client) = connect(&target, p.conn.as_deref())?;
         let recorded = migrate::baseline(&mut client, &dir, patches, version, lock.timeout())?;
         for file in &recorded {
             println!("recorded {file} as applied (baseline; it did not run)");
@@ -455,11 +516,20 @@ fn migrate(args: MigrateArgs) -> Result<()> {
         }
         return Ok(());
     }
-    let p = positionals(args.target.db, args.args)?;
-    let dir = p.path.unwrap_or_else(|| pgpm::migrate::DEFAULT_DIR.into());
+    let p = positionals(args.target.db.clone(), args.args)?;
+    let project = args.target.project()?;
+    let dir = p
+        .path
+        .or_else(|| {
+            project
+                .defaults
+                .patches
+                .as_ref()
+                .map(|d| project.root.join(d))
+        })
+        .unwrap_or_else(|| pgpm::migrate::DEFAULT_DIR.into());
     // The patches are read and checked before connecting.
     let patches = scan::scan(&dir)?;
-    let (info, mut client) = connect(p.conn.as_deref())?;
     let opts = MigrateOptions {
         dir,
         selection: Selection {
@@ -471,50 +541,68 @@ fn migrate(args: MigrateArgs) -> Result<()> {
         lock_timeout: args.lock.timeout(),
         object_locks: args.lock.object_locks(),
     };
-    let report = migrate::migrate(
-        &mut client,
-        &info,
-        patches,
-        &opts,
-        &mut |event| match event {
-            Event::PatchApplied { file_name, took } => {
-                println!("applied {file_name} ({})", took_str(took))
+    let targets = args.target.resolve(p.conn.as_deref())?;
+    fleet::run(&args.target, targets, project.defaults.jobs, |conn, out| {
+        let mut client = args.target.open(conn)?;
+        let mut applied = 0;
+        let report = migrate::migrate(
+            &mut client,
+            &conn.info,
+            patches.clone(),
+            &opts,
+            &mut |event| {
+                match event {
+                Event::PatchApplied { file_name, took } => {
+                    applied += 1;
+                    out.line(format!("applied {file_name} ({})", took_str(took)))
+                }
+                Event::PatchChecked { file_name, took } => out.line(format!(
+                    "would apply {file_name} (checked in a transaction that is rolled back, {})",
+                    took_str(took)
+                )),
+                Event::PatchSkipped { file_name } => out.line(format!(
+                    "would apply {file_name} (not checked: concurrent patches do not run in a dry run)"
+                )),
+                Event::Warning { message } => out.err(format!("warning: {message}")),
+                other => print_lock_retry(out, other),
             }
-            Event::PatchChecked { file_name, took } => println!(
-                "would apply {file_name} (checked in a transaction that is rolled back, {})",
-                took_str(took)
-            ),
-            Event::PatchSkipped { file_name } => println!(
-                "would apply {file_name} (not checked: concurrent patches do not run in a dry run)"
-            ),
-            Event::Warning { message } => eprintln!("warning: {message}"),
-            other => print_lock_retry(other),
-        },
-    )?;
-    let plan = &report.plan;
-    if plan.is_empty() {
-        println!("nothing to apply");
-    }
-    if let Some((file, kind)) = &plan.held_back {
-        println!(
-            "stopped before {file}: --type does not select {kind} patches ({} pending)",
-            plan.remaining
-        );
-    } else if plan.remaining > 0 {
-        println!(
-            "{} more patch(es) pending: run again for the next group, or use --all",
-            plan.remaining
-        );
-    }
-    if let Some(stop) = &report.stopped {
-        println!(
-            "dry run stopped before {}: it may need what {} creates, and concurrent patches do not run in a dry run",
-            stop.before, stop.concurrent
-        );
-    }
-    if report.dry_run && !plan.is_empty() {
-        println!("dry run: rolled back, nothing was applied");
-    }
+            },
+        )?;
+        let plan = &report.plan;
+        if plan.is_empty() {
+            out.line("nothing to apply");
+        }
+        if let Some((file, kind)) = &plan.held_back {
+            out.line(format!(
+                "stopped before {file}: --type does not select {kind} patches ({} pending)",
+                plan.remaining
+            ));
+        } else if plan.remaining > 0 {
+            out.line(format!(
+                "{} more patch(es) pending: run again for the next group, or use --all",
+                plan.remaining
+            ));
+        }
+        if let Some(stop) = &report.stopped {
+            out.line(format!(
+                "dry run stopped before {}: it may need what {} creates, and concurrent patches do not run in a dry run",
+                stop.before, stop.concurrent
+            ));
+        }
+        if report.dry_run && !plan.is_empty() {
+            out.line("dry run: rolled back, nothing was applied");
+        }
+        Ok(Summary {
+            outcome: match (applied, report.dry_run, plan.is_empty()) {
+                (_, true, false) => "checked",
+                (0, _, _) => "up to date",
+                _ => "applied",
+            }
+            .into(),
+            patches: applied,
+            ..Summary::default()
+        })
+    })?;
     Ok(())
 }
 
@@ -537,18 +625,49 @@ struct StatusArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Compare the packages of this workspace with what is deployed.
+    #[arg(long, value_name = "PATH")]
+    packages: Option<PathBuf>,
+    /// Exit with 3 when patches are pending or (with --packages) packages
+    /// of the workspace are not deployed as they are: a CI gate.
+    #[arg(long)]
+    exit_code: bool,
 }
 
-fn status(args: StatusArgs) -> Result<()> {
-    let (_, mut client) = connect(args.conn.conn()?.as_deref())?;
-    let status = status::read(&mut client, Some(&args.patches))?;
-    if args.json {
-        let json = serde_json::to_string_pretty(&render::status_json(&status)).expect("JSON");
-        println!("{json}");
-    } else {
-        print!("{}", render::status_text(&status));
+fn status(args: StatusArgs) -> Result<Exit> {
+    let target = &args.conn.target;
+    let targets = target.resolve(args.conn.conn()?.as_deref())?;
+    // With a workspace, the packages are compared with what is deployed.
+    let workspace = args.packages.as_deref().map(Workspace::load).transpose()?;
+    let summaries = fleet::run(target, targets, None, |conn, out| {
+        let mut client = target.open(conn)?;
+        let status = status::read(&mut client, Some(&args.patches))?;
+        if args.json {
+            let json = serde_json::to_string_pretty(&render::status_json(&status)).expect("JSON");
+            out.line(json);
+        } else {
+            out.text(&render::status_text(&status));
+        }
+        let pending = status.pending_patches();
+        let differing = match &workspace {
+            Some(ws) => status::differing(&mut client, ws)?,
+            None => Vec::new(),
+        };
+        for label in &differing {
+            out.line(format!("{label}: the workspace's content is not deployed"));
+        }
+        let behind = pending > 0 || !differing.is_empty();
+        Ok(Summary {
+            outcome: if behind { "behind" } else { "current" }.into(),
+            packages: differing.len(),
+            patches: pending,
+            behind,
+        })
+    })?;
+    if args.exit_code && summaries.iter().any(|s| s.behind) {
+        return Ok(Exit::Code(pgpm::error::EXIT_BEHIND));
     }
-    Ok(())
+    Ok(Exit::Success)
 }
 
 #[derive(Debug, Args)]
@@ -578,52 +697,62 @@ struct RemoveArgs {
 }
 
 fn remove(args: RemoveArgs) -> Result<()> {
-    let (conn, package, version) = match args.third {
+    let (conn, package, version) = match &args.third {
         Some(version) => {
-            let p = positionals(args.target.db, vec![args.first])?;
+            let p = positionals(args.target.db.clone(), vec![args.first.clone()])?;
             if p.path.is_some() || p.conn.is_none() {
                 return Err(Error::Usage(
                     "expected [CONN] PACKAGE VERSION, where CONN has a `=` or is a postgres:// URI"
                         .into(),
                 ));
             }
-            (p.conn, args.second, version)
+            (p.conn, args.second.clone(), version.clone())
         }
-        None => (args.target.db, args.first, args.second),
+        None => (
+            args.target.db.clone(),
+            args.first.clone(),
+            args.second.clone(),
+        ),
     };
-    let (info, mut client) = connect(conn.as_deref())?;
-    let report = remove::remove(
-        &mut client,
-        Some(&info),
-        &remove::RemoveOptions {
-            package,
-            version,
-            old_rev: args.old_rev,
-            force: args.force,
-            dry_run: args.dry_run,
-            lock_timeout: args.lock.timeout(),
-            object_locks: args.lock.object_locks(),
-        },
-        &mut print_lock_retry,
-    )?;
-    for warning in &report.warnings {
-        eprintln!("warning: {warning}");
-    }
-    if report.dry_run {
-        println!(
-            "-- pgpm remove --dry-run: nothing was changed. This is the SQL that would run, in one transaction:"
-        );
-        print!("{}", render::script(&report.script));
-    }
-    let verb = if report.dry_run {
-        "would remove"
-    } else {
-        "removed"
+    let opts = remove::RemoveOptions {
+        package,
+        version,
+        old_rev: args.old_rev,
+        force: args.force,
+        dry_run: args.dry_run,
+        lock_timeout: args.lock.timeout(),
+        object_locks: args.lock.object_locks(),
     };
-    println!(
-        "{verb} {} {} (schema {})",
-        report.package, report.version, report.schema
-    );
+    let targets = args.target.resolve(conn.as_deref())?;
+    fleet::run(&args.target, targets, None, |conn, out| {
+        let mut client = args.target.open(conn)?;
+        let report = remove::remove(&mut client, Some(&conn.info), &opts, &mut |e| {
+            print_lock_retry(out, e)
+        })?;
+        for warning in &report.warnings {
+            out.err(format!("warning: {warning}"));
+        }
+        if report.dry_run {
+            out.line(
+                "-- pgpm remove --dry-run: nothing was changed. This is the SQL that would run, in one transaction:",
+            );
+            out.text(&render::script(&report.script));
+        }
+        let verb = if report.dry_run {
+            "would remove"
+        } else {
+            "removed"
+        };
+        out.line(format!(
+            "{verb} {} {} (schema {})",
+            report.package, report.version, report.schema
+        ));
+        Ok(Summary {
+            outcome: verb.into(),
+            packages: 1,
+            ..Summary::default()
+        })
+    })?;
     Ok(())
 }
 
@@ -643,37 +772,91 @@ struct GcArgs {
 }
 
 fn gc(args: GcArgs) -> Result<()> {
-    let (info, mut client) = connect(args.conn.conn()?.as_deref())?;
-    let report = pgpm::ops::gc::gc(
-        &mut client,
-        Some(&info),
-        &pgpm::ops::gc::GcOptions {
-            older_than: Duration::from_secs_f64(args.older_than.max(0.0)),
-            dry_run: args.dry_run,
-            lock_timeout: args.lock.timeout(),
-            object_locks: args.lock.object_locks(),
-        },
-        &mut print_lock_retry,
-    )?;
-    let verb = if report.dry_run {
-        "would remove"
-    } else {
-        "removed"
+    let target = &args.conn.target;
+    let targets = target.resolve(args.conn.conn()?.as_deref())?;
+    let opts = pgpm::ops::gc::GcOptions {
+        older_than: Duration::from_secs_f64(args.older_than.max(0.0)),
+        dry_run: args.dry_run,
+        lock_timeout: args.lock.timeout(),
+        object_locks: args.lock.object_locks(),
     };
-    for removed in &report.removed {
-        for warning in &removed.warnings {
-            eprintln!("warning: {warning}");
+    fleet::run(target, targets, None, |conn, out| {
+        let mut client = target.open(conn)?;
+        let report = pgpm::ops::gc::gc(&mut client, Some(&conn.info), &opts, &mut |e| {
+            print_lock_retry(out, e)
+        })?;
+        let verb = if report.dry_run {
+            "would remove"
+        } else {
+            "removed"
+        };
+        for removed in &report.removed {
+            for warning in &removed.warnings {
+                out.err(format!("warning: {warning}"));
+            }
+            out.line(format!(
+                "{verb} {} {} (schema {})",
+                removed.package, removed.version, removed.schema
+            ));
         }
+        for kept in &report.kept {
+            out.line(format!("kept {}: {}", kept.label, kept.reason));
+        }
+        if report.removed.is_empty() && report.kept.is_empty() {
+            out.line("no old revisions");
+        }
+        Ok(Summary {
+            outcome: if report.removed.is_empty() {
+                "nothing to remove"
+            } else {
+                verb
+            }
+            .into(),
+            packages: report.removed.len(),
+            ..Summary::default()
+        })
+    })?;
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+struct TargetsArgs {
+    #[command(flatten)]
+    target: Target,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn targets(args: TargetsArgs) -> Result<()> {
+    let rows = args.target.list()?;
+    if args.json {
+        let json: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "name": r.name,
+                    "environment": r.environment,
+                    "product": r.product,
+                    "connection": r.connection,
+                    "source": r.source.display().to_string(),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&json).expect("JSON"));
+        return Ok(());
+    }
+    if rows.is_empty() {
+        println!("no targets: add [targets.NAME] to pgpm.toml");
+    }
+    for r in &rows {
         println!(
-            "{verb} {} {} (schema {})",
-            removed.package, removed.version, removed.schema
+            "{}\t{}\t{}\t{}",
+            r.name,
+            r.environment.as_deref().unwrap_or("-"),
+            r.product.as_deref().unwrap_or("-"),
+            r.connection
         );
-    }
-    for kept in &report.kept {
-        println!("kept {}: {}", kept.label, kept.reason);
-    }
-    if report.removed.is_empty() && report.kept.is_empty() {
-        println!("no old revisions");
     }
     Ok(())
 }
@@ -702,7 +885,7 @@ fn sandbox(args: SandboxArgs) -> Result<()> {
     }
     let workspace = args.path.unwrap_or_else(|| ".".into());
     let opts = DeployOptions {
-        mode: args.mode.mode,
+        mode: args.mode.mode.unwrap_or_default(),
         vcs_from: Some(workspace.clone()),
         ..DeployOptions::default()
     };
@@ -711,7 +894,7 @@ fn sandbox(args: SandboxArgs) -> Result<()> {
         Event::Warning { message } => eprintln!("warning: {message}"),
         _ => {}
     })?;
-    print_deploy(&sandbox.deploy);
+    print_deploy(&mut Out::live(), &sandbox.deploy);
     let mut client = sandbox.conninfo.connect()?;
     let status = status::read(
         &mut client,

@@ -50,6 +50,19 @@ impl ConnError {
     pub fn is_user_error(&self) -> bool {
         matches!(self, ConnError::Parse(_) | ConnError::Option { .. })
     }
+
+    /// Whether the server did not accept the connection yet: nothing
+    /// listens (the socket or port is not open), or it is starting up
+    /// (SQLSTATE 57P03). A refused login is not that.
+    pub fn is_refused(&self) -> bool {
+        let ConnError::Connect { source, .. } = self else {
+            return false;
+        };
+        match source.as_db_error() {
+            Some(db) => db.code() == &postgres::error::SqlState::CANNOT_CONNECT_NOW,
+            None => true,
+        }
+    }
 }
 
 /// How strictly to require and verify TLS, as libpq's `sslmode`.

@@ -2,6 +2,7 @@
 //! and an observer for progress, and returns a typed report.
 
 pub mod deploy;
+pub mod fleet;
 pub mod gc;
 pub mod migrate;
 pub mod remove;

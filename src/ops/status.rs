@@ -15,6 +15,7 @@ use crate::catalog::read::{self, PackageStatus, ServerState};
 use crate::catalog::{self, CatalogError};
 use crate::migrate::plan::{Applied, Warning};
 use crate::migrate::{PatchError, scan};
+use crate::package::workspace::Workspace;
 
 /// A pending patch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,4 +118,31 @@ pub fn read(
         pending_patches,
         warnings,
     })
+}
+
+impl Status {
+    /// How many patches are pending (none without a patch directory).
+    pub fn pending_patches(&self) -> usize {
+        self.pending_patches.as_ref().map_or(0, Vec::len)
+    }
+}
+
+/// The packages of `workspace` whose content is not what the database has
+/// deployed for their version (not deployed, or deployed with other
+/// content), as `name version`.
+pub fn differing(
+    client: &mut impl GenericClient,
+    workspace: &Workspace,
+) -> Result<Vec<String>, StatusError> {
+    let targets = read::target_states(client, workspace.packages.iter().map(|p| &p.manifest))?;
+    Ok(workspace
+        .packages
+        .iter()
+        .filter(|p| {
+            !targets
+                .get(&p.manifest.manifest_path)
+                .is_some_and(|t| t.holds(&p.manifest, &p.checksum))
+        })
+        .map(|p| p.manifest.label())
+        .collect())
 }

@@ -6,6 +6,7 @@ mod common;
 mod cli;
 mod client;
 mod deploy;
+mod fleet;
 mod install;
 mod live;
 mod migrate;
