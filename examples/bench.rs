@@ -52,7 +52,7 @@ struct Args {
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     runs: u32,
     /// Which benchmarks to run (no-op runs with deploy and migrate).
-    #[arg(long, value_delimiter = ',', default_values = ["deploy", "migrate", "plan"])]
+    #[arg(long, value_delimiter = ',', default_values = ["deploy", "migrate", "plan", "fleet"])]
     only: Vec<Section>,
     /// Functions in the deploy workspace.
     #[arg(long, default_value_t = 5000)]
@@ -69,6 +69,9 @@ struct Args {
     /// Packages of the workspace whose no-op deploy is measured.
     #[arg(long, default_value_t = 500)]
     noop_packages: usize,
+    /// Databases of the fleet benchmark.
+    #[arg(long, default_value_t = 100)]
+    fleet: usize,
     /// Patches in the migrate benchmark.
     #[arg(long, default_value_t = 1000)]
     patches: usize,
@@ -92,6 +95,7 @@ enum Section {
     Deploy,
     Migrate,
     Plan,
+    Fleet,
 }
 
 fn main() -> ExitCode {
@@ -204,6 +208,9 @@ fn run(args: &Args) -> Result<()> {
     }
     if args.only.contains(&Section::Plan) {
         plan_bench(&bench, &mut plan_rows)?;
+    }
+    if let (true, Some(db)) = (args.only.contains(&Section::Fleet), &db) {
+        fleet_bench(&bench, db, &mut report)?;
     }
     let Report {
         mut rows,
@@ -636,6 +643,112 @@ fn migrate_label(tool: MigrateTool) -> &'static str {
     }
 }
 
+/// The deploy workspace to `--fleet` databases of one `pgpm.toml` set
+/// (`pgpm deploy --env bench`, default --jobs) against the same deploy to
+/// one database. Every database is on the benchmark's one cluster, so the
+/// server's work grows with their number: the ratio shows what pgpm adds
+/// on top of it and how well it overlaps the databases' work.
+fn fleet_bench(bench: &Bench, db: &tools::Databases, report: &mut Report) -> Result<()> {
+    let Bench {
+        args,
+        runs,
+        tools,
+        work,
+    } = *bench;
+    let size = DeploySize {
+        functions: args.functions,
+        types: args.types,
+        views: args.views,
+        files: args.files.max(2),
+    };
+    let dir = work.join("fleet");
+    let package = dir.join("bench");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    generate::deploy_workspace(
+        &package,
+        &dir.join("floor.sql"),
+        size,
+        &mut Rng::new(args.seed),
+    )
+    .map_err(|e| format!("cannot write the deploy workspace: {e}"))?;
+    let jobs = pgpm::ops::fleet::FleetOptions::default_jobs();
+    let benchmark = format!(
+        "Fleet: the deploy workspace to {} databases on one server (`--jobs` default, {jobs})",
+        thousands(args.fleet)
+    );
+    eprintln!("\n{benchmark}");
+    let mut one = Vec::new();
+    let mut many = Vec::new();
+    let mut peaks = Vec::new();
+    for run in 0..runs {
+        let single = "fleet_single";
+        db.create(single)?;
+        tools.pgpm_install(&db.conn(single))?;
+        let (took, _) = tools.pgpm_in(
+            &dir,
+            &["deploy", &db.conn(single), "bench"],
+            "deployed bench",
+        )?;
+        eprintln!("  run {}: one database {}", run + 1, secs(took));
+        one.push(took);
+        db.drop(single)?;
+        let mut toml = String::new();
+        let names: Vec<String> = (0..args.fleet).map(|i| format!("fleet_{i:03}")).collect();
+        for name in &names {
+            db.create(name)?;
+            tools.pgpm_install(&db.conn(name))?;
+            let _ = writeln!(
+                toml,
+                "[targets.{name}]\nurl = \"{}\"\nenvironment = \"bench\"\n",
+                db.conn(name)
+            );
+        }
+        std::fs::write(dir.join("pgpm.toml"), toml).map_err(|e| e.to_string())?;
+        let (took, peak) =
+            tools.pgpm_in(&dir, &["deploy", "--env", "bench", "bench"], " deployed ")?;
+        eprintln!(
+            "  run {}: {} databases {}{}",
+            run + 1,
+            args.fleet,
+            secs(took),
+            peak.map(|k| format!(", peak {:.0} MiB", k as f64 / 1024.0))
+                .unwrap_or_default()
+        );
+        many.push(took);
+        peaks.extend(peak);
+        for name in &names {
+            db.drop(name)?;
+        }
+    }
+    if let Some(k) = peaks.iter().max() {
+        let mib = *k as f64 / 1024.0;
+        report.notes.push(format!(
+            "Fleet: pgpm's peak memory deploying to {} databases was {mib:.0} MiB (target under 200 MB: {}).",
+            thousands(args.fleet),
+            if mib * 1.048_576 < 200.0 { "met" } else { "**missed**" }
+        ));
+    }
+    report.rows.push(Row {
+        benchmark: benchmark.clone(),
+        tool: "`pgpm deploy CONN`, one database (floor)".into(),
+        outcome: Outcome::Times(one),
+    });
+    report.rows.push(Row {
+        benchmark,
+        tool: format!(
+            "`pgpm deploy --env bench`, {} databases{}",
+            thousands(args.fleet),
+            peaks
+                .iter()
+                .max()
+                .map(|k| format!(" (peak memory {:.0} MiB)", *k as f64 / 1024.0))
+                .unwrap_or_default()
+        ),
+        outcome: Outcome::Times(many),
+    });
+    Ok(())
+}
+
 fn plan_bench(bench: &Bench, plan_rows: &mut Vec<PlanRow>) -> Result<()> {
     let Bench {
         args,
@@ -827,6 +940,16 @@ fn targets(rows: &[Row], plan_rows: &[PlanRow]) -> Vec<String> {
                 .trim_start_matches("`pgpm deploy`, nothing changed, "),
             secs(t),
             met(t < Duration::from_millis(60))
+        ));
+    }
+    if let (Some(one), Some(many)) = (
+        find("`pgpm deploy CONN`, one database"),
+        find("`pgpm deploy --env bench`"),
+    ) {
+        let ratio = many.as_secs_f64() / one.as_secs_f64();
+        out.push(format!(
+            "a fleet deploy within 3x of one: {ratio:.1}x, {}",
+            met(ratio <= 3.0)
         ));
     }
     if let Some(row) = plan_rows.iter().find(|r| r.packages == 10_000) {

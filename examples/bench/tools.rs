@@ -422,6 +422,36 @@ impl Tools {
         Ok((took, peak))
     }
 
+    /// `pgpm ARGS` in `dir`, expecting `needle` in its output: wall time
+    /// and, with GNU time, peak resident memory in KiB.
+    pub fn pgpm_in(
+        &self,
+        dir: &Path,
+        args: &[&str],
+        needle: &str,
+    ) -> Result<(Duration, Option<u64>)> {
+        let report = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
+        let mut cmd = match &self.gnu_time {
+            Some(time) => {
+                let mut cmd = Command::new(time);
+                cmd.args(["-f", "%M", "-o"])
+                    .arg(report.path())
+                    .arg(&self.pgpm);
+                cmd
+            }
+            None => self.pgpm(),
+        };
+        cmd.env_remove("DATABASE_URL").args(args).current_dir(dir);
+        let (took, out) = timed(&mut cmd)?;
+        expect_output(&out, needle)?;
+        let peak = self
+            .gnu_time
+            .as_ref()
+            .and_then(|_| std::fs::read_to_string(report.path()).ok())
+            .and_then(|s| s.trim().lines().last()?.trim().parse().ok());
+        Ok((took, peak))
+    }
+
     /// `sqitch deploy URI` in the project folder.
     pub fn sqitch_deploy(&self, uri: &str, project: &Path) -> Result<Duration> {
         let sqitch = self.sqitch.as_ref().map_err(Clone::clone)?;

@@ -351,6 +351,7 @@ fn deploy(args: DeployArgs) -> Result<()> {
         issue_link: args.issue_link,
         lock_timeout: args.lock.timeout(),
         object_locks: args.lock.object_locks(),
+        plans: Some(Default::default()),
     };
     let targets = args.target.resolve(p.conn.as_deref())?;
     fleet::run(&args.target, targets, defaults.jobs, |conn, out| {

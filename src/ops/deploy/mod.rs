@@ -86,6 +86,39 @@ impl fmt::Display for Mode {
     }
 }
 
+/// Plans shared between deploys of one workspace to many databases (a
+/// fleet run): planning is pure, so databases that have the same packages
+/// deployed get the same plan, and the workspace's SQL is parsed once
+/// rather than once per database.
+#[derive(Debug, Default)]
+pub struct PlanCache {
+    plans: std::sync::Mutex<Vec<(PlanKey, Plan)>>,
+}
+
+/// What a plan depends on besides the workspace: what is deployed, and per
+/// package, its schema and whether it is parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PlanKey {
+    deployed: Vec<crate::package::resolve::Deployed>,
+    packages: Vec<(Option<String>, bool)>,
+}
+
+impl PlanCache {
+    fn get(&self, key: &PlanKey) -> Option<Plan> {
+        let plans = self.plans.lock().unwrap_or_else(|e| e.into_inner());
+        plans.iter().find(|(k, _)| k == key).map(|(_, p)| p.clone())
+    }
+
+    fn put(&self, key: PlanKey, plan: &Plan) {
+        let mut plans = self.plans.lock().unwrap_or_else(|e| e.into_inner());
+        // A handful of distinct states is the rule; keep memory bounded.
+        if plans.len() >= 8 {
+            plans.remove(0);
+        }
+        plans.push((key, plan.clone()));
+    }
+}
+
 /// Options of `pgpm deploy`.
 #[derive(Debug, Clone)]
 pub struct DeployOptions {
@@ -113,6 +146,8 @@ pub struct DeployOptions {
     pub lock_timeout: Duration,
     /// How long each statement may wait for a lock, and how often to retry.
     pub object_locks: ObjectLocks,
+    /// Plans to share with other deploys of the same workspace.
+    pub plans: Option<std::sync::Arc<PlanCache>>,
 }
 
 impl Default for DeployOptions {
@@ -132,6 +167,7 @@ impl Default for DeployOptions {
             issue_link: None,
             lock_timeout: DEFAULT_TIMEOUT,
             object_locks: ObjectLocks::default(),
+            plans: None,
         }
     }
 }
@@ -342,12 +378,33 @@ pub fn deploy(
         };
         package.manifest.deploy_into(schema);
     }
-    let plan = plan::build(workspace, &deployed, |p| {
+    let parse = |p: &crate::package::workspace::Package| {
         !skip
             || !targets
                 .get(&p.manifest.manifest_path)
                 .is_some_and(|t| t.holds(&p.manifest, &p.checksum))
-    })?;
+    };
+    let plan = match &opts.plans {
+        Some(cache) => {
+            let key = PlanKey {
+                deployed: deployed.clone(),
+                packages: workspace
+                    .packages
+                    .iter()
+                    .map(|p| (p.manifest.schema().map(str::to_string), parse(p)))
+                    .collect(),
+            };
+            match cache.get(&key) {
+                Some(plan) => plan,
+                None => {
+                    let plan = plan::build(workspace, &deployed, parse)?;
+                    cache.put(key, &plan);
+                    plan
+                }
+            }
+        }
+        None => plan::build(workspace, &deployed, parse)?,
+    };
     let report = prepare(&mut tx, &plan, &targets, opts)?;
     if opts.dry_run || report.script.is_empty() {
         tx.rollback()
