@@ -386,6 +386,29 @@ impl Tools {
     /// `pgpm plan DIR > /dev/null`: wall time and, with GNU time, peak
     /// resident memory in KiB.
     pub fn pgpm_plan(&self, dir: &Path) -> Result<(Duration, Option<u64>)> {
+        self.pgpm_measured(Path::new("."), &["plan".as_ref(), dir.as_os_str()], None)
+    }
+
+    /// `pgpm ARGS` in `dir`, expecting `needle` in its output: wall time
+    /// and, with GNU time, peak resident memory in KiB.
+    pub fn pgpm_in(
+        &self,
+        dir: &Path,
+        args: &[&str],
+        needle: &str,
+    ) -> Result<(Duration, Option<u64>)> {
+        let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_ref()).collect();
+        self.pgpm_measured(dir, &args, Some(needle))
+    }
+
+    /// `pgpm ARGS` in `dir` under GNU time when there is one; its output
+    /// must hold `needle`, or is thrown away when there is none.
+    fn pgpm_measured(
+        &self,
+        dir: &Path,
+        args: &[&std::ffi::OsStr],
+        needle: Option<&str>,
+    ) -> Result<(Duration, Option<u64>)> {
         let report = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
         let mut cmd = match &self.gnu_time {
             Some(time) => {
@@ -397,53 +420,26 @@ impl Tools {
             }
             None => Command::new(&self.pgpm),
         };
-        cmd.arg("plan")
-            .arg(dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let start = Instant::now();
-        let out = cmd
-            .output()
-            .map_err(|e| format!("cannot run pgpm plan: {e}"))?;
-        let took = start.elapsed();
-        if !out.status.success() {
-            return Err(format!(
-                "pgpm plan {} failed: {}",
-                dir.display(),
-                tail(&out.stderr)
-            ));
-        }
-        let peak = self
-            .gnu_time
-            .as_ref()
-            .and_then(|_| std::fs::read_to_string(report.path()).ok())
-            .and_then(|s| s.trim().lines().last()?.trim().parse().ok());
-        Ok((took, peak))
-    }
-
-    /// `pgpm ARGS` in `dir`, expecting `needle` in its output: wall time
-    /// and, with GNU time, peak resident memory in KiB.
-    pub fn pgpm_in(
-        &self,
-        dir: &Path,
-        args: &[&str],
-        needle: &str,
-    ) -> Result<(Duration, Option<u64>)> {
-        let report = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
-        let mut cmd = match &self.gnu_time {
-            Some(time) => {
-                let mut cmd = Command::new(time);
-                cmd.args(["-f", "%M", "-o"])
-                    .arg(report.path())
-                    .arg(&self.pgpm);
-                cmd
-            }
-            None => self.pgpm(),
-        };
         cmd.env_remove("DATABASE_URL").args(args).current_dir(dir);
-        let (took, out) = timed(&mut cmd)?;
-        expect_output(&out, needle)?;
+        let took = match needle {
+            Some(needle) => {
+                let (took, out) = timed(&mut cmd)?;
+                expect_output(&out, needle)?;
+                took
+            }
+            None => {
+                cmd.stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped());
+                let start = Instant::now();
+                let out = cmd.output().map_err(|e| format!("cannot run pgpm: {e}"))?;
+                let took = start.elapsed();
+                if !out.status.success() {
+                    return Err(format!("pgpm {args:?} failed: {}", tail(&out.stderr)));
+                }
+                took
+            }
+        };
         let peak = self
             .gnu_time
             .as_ref()

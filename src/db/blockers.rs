@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use super::conninfo::ConnInfo;
+use crate::event::Event;
 
 /// How long each lock-taking statement may wait, and how often a change
 /// starts again after one waited too long.
@@ -75,6 +76,40 @@ impl std::fmt::Display for Blocker {
             "pid {} ({}), {} since {}, last query (at {}): {}",
             self.pid, self.who, self.state, self.since, self.query_start, self.query
         )
+    }
+}
+
+impl ObjectLocks {
+    /// What follows a lock timeout on attempt `*attempt` (0 for the first)
+    /// of a change, once its transaction is rolled back: the error to give
+    /// up with when no retry is left; else `on` hears of the retry, the
+    /// pause passes, `*attempt` counts it, and `None` says to run again.
+    /// `waited` is what waited; `watch` what saw the blockers.
+    pub fn after_timeout(
+        &self,
+        attempt: &mut u32,
+        waited: String,
+        watch: Option<BlockerWatch>,
+        on: &mut dyn FnMut(Event<'_>),
+    ) -> Option<LockWaitError> {
+        let blockers = watch.map(|w| w.blockers()).unwrap_or_default();
+        if *attempt >= self.retries {
+            return Some(LockWaitError {
+                waiting: waited,
+                attempts: *attempt + 1,
+                timeout: self.timeout,
+                blockers,
+            });
+        }
+        *attempt += 1;
+        on(Event::LockRetry {
+            attempt: *attempt,
+            of: self.retries,
+            waiting: &waited,
+            blocked_by: &describe(&blockers),
+        });
+        std::thread::sleep(self.backoff(*attempt));
+        None
     }
 }
 

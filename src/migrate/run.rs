@@ -15,7 +15,7 @@ use super::script::{MARK_COLUMN, mark_micros};
 use super::{ConcurrentFailure, PatchError};
 use crate::catalog::{read, write};
 use crate::db::QueryError;
-use crate::db::blockers::{BlockerWatch, LockWaitError, ObjectLocks, describe};
+use crate::db::blockers::{BlockerWatch, ObjectLocks};
 use crate::db::conninfo::ConnInfo;
 use crate::db::lock::Locked;
 use crate::db::marks;
@@ -153,23 +153,9 @@ fn run_group_retrying(
             Err(e) => return Err(e),
         };
         drop(tx);
-        let blockers = watch.map(|w| w.blockers()).unwrap_or_default();
-        if attempt == locks.retries {
-            return Err(PatchError::ObjectLocks(LockWaitError {
-                waiting: waited,
-                attempts: attempt + 1,
-                timeout: locks.timeout,
-                blockers,
-            }));
+        if let Some(e) = locks.after_timeout(&mut attempt, waited, watch, on) {
+            return Err(PatchError::ObjectLocks(e));
         }
-        attempt += 1;
-        on(Event::LockRetry {
-            attempt,
-            of: locks.retries,
-            waiting: &waited,
-            blocked_by: &describe(&blockers),
-        });
-        std::thread::sleep(locks.backoff(attempt));
     }
 }
 

@@ -14,7 +14,7 @@ use crate::catalog::read;
 use crate::catalog::write;
 use crate::catalog::{self, CatalogError};
 use crate::db::QueryError;
-use crate::db::blockers::{BlockerWatch, LockWaitError, ObjectLocks, describe};
+use crate::db::blockers::{BlockerWatch, LockWaitError, ObjectLocks};
 use crate::db::conninfo::ConnInfo;
 use crate::db::lock::{DEFAULT_TIMEOUT, LockError, Locked};
 use crate::db::quote::quote_ident;
@@ -165,23 +165,12 @@ pub fn remove(
             },
         };
         drop(tx);
-        let blockers = watch.map(|w| w.blockers()).unwrap_or_default();
-        if attempt == opts.object_locks.retries {
-            return Err(RemoveError::ObjectLocks(LockWaitError {
-                waiting: waited,
-                attempts: attempt + 1,
-                timeout: opts.object_locks.timeout,
-                blockers,
-            }));
+        if let Some(e) = opts
+            .object_locks
+            .after_timeout(&mut attempt, waited, watch, on)
+        {
+            return Err(RemoveError::ObjectLocks(e));
         }
-        attempt += 1;
-        on(Event::LockRetry {
-            attempt,
-            of: opts.object_locks.retries,
-            waiting: &waited,
-            blocked_by: &describe(&blockers),
-        });
-        std::thread::sleep(opts.object_locks.backoff(attempt));
     }
 }
 

@@ -18,7 +18,7 @@ use postgres::{Client, GenericClient};
 use crate::catalog::read::{self, TargetState};
 use crate::catalog::write::{self, DeploymentRecord};
 use crate::catalog::{self, CatalogError};
-use crate::db::blockers::{BlockerWatch, LockWaitError, ObjectLocks, describe};
+use crate::db::blockers::{BlockerWatch, LockWaitError, ObjectLocks};
 use crate::db::conninfo::ConnInfo;
 use crate::db::lock::{DEFAULT_TIMEOUT, LockError, Locked};
 use crate::db::marks;
@@ -424,23 +424,12 @@ pub fn deploy(
             },
             done => return done.map(|()| report),
         };
-        let blockers = watch.map(|w| w.blockers()).unwrap_or_default();
-        if attempt == opts.object_locks.retries {
-            return Err(DeployError::ObjectLocks(LockWaitError {
-                waiting: waited,
-                attempts: attempt + 1,
-                timeout: opts.object_locks.timeout,
-                blockers,
-            }));
+        if let Some(e) = opts
+            .object_locks
+            .after_timeout(&mut attempt, waited, watch, on)
+        {
+            return Err(DeployError::ObjectLocks(e));
         }
-        attempt += 1;
-        on(Event::LockRetry {
-            attempt,
-            of: opts.object_locks.retries,
-            waiting: &waited,
-            blocked_by: &describe(&blockers),
-        });
-        std::thread::sleep(opts.object_locks.backoff(attempt));
         tx = catalog::begin_change(&mut locked)?;
         // Nothing pgpm manages can change meanwhile (the lock is held), but
         // schemas can be dropped by hand: the script must still be true.
