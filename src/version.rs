@@ -50,14 +50,26 @@ fn parse_version_unbounded(text: &str) -> Result<Version, SemverError> {
         }),
         Ok(v) => Ok(v),
         Err(_) => {
-            let parts: Vec<&str> = text.split('_').collect();
-            let numbers: Option<Vec<u64>> = parts.iter().map(|p| number(p)).collect();
-            match numbers.as_deref() {
-                Some(&[major, minor, patch]) => Ok(Version::new(major, minor, patch)),
-                _ => Err(SemverError::Version {
-                    text: text.to_string(),
-                }),
+            // The ancestor's form: MAJOR_MINOR_PATCH, leading zeros
+            // allowed, and what follows a fourth `_` (`01_00_00_rc1`) a
+            // pre-release.
+            let error = || SemverError::Version {
+                text: text.to_string(),
+            };
+            let parts: Vec<&str> = text.splitn(4, '_').collect();
+            let numbers: Option<Vec<u64>> = parts.iter().take(3).map(|p| number(p)).collect();
+            let Some(&[major, minor, patch]) = numbers.as_deref() else {
+                return Err(error());
+            };
+            let mut version = Version::new(major, minor, patch);
+            if let Some(pre) = parts.get(3) {
+                if pre.is_empty() {
+                    return Err(error());
+                }
+                version.pre =
+                    semver::Prerelease::new(&pre.replace('_', ".")).map_err(|_| error())?;
             }
+            Ok(version)
         }
     }
 }
@@ -170,7 +182,13 @@ mod tests {
         assert_eq!(parse_version("2.0.0-rc.1").unwrap(), v("2.0.0-rc.1"));
         assert_eq!(parse_version("01_04_00").unwrap(), v("1.4.0"));
         assert_eq!(parse_version("1_4_10").unwrap(), v("1.4.10"));
-        for bad in ["1.4", "01_04", "1_4_x", "v1.4.0", "", "1.4.0_1"] {
+        // The ancestor's pre-releases, ordered before the release.
+        assert_eq!(parse_version("01_00_00_rc1").unwrap(), v("1.0.0-rc1"));
+        assert_eq!(parse_version("1_0_0_beta_2").unwrap(), v("1.0.0-beta.2"));
+        assert!(parse_version("01_00_00_rc1").unwrap() < v("1.0.0"));
+        for bad in [
+            "1.4", "01_04", "1_4_x", "v1.4.0", "", "1.4.0_1", "1_0_0_", "1_0_0_01",
+        ] {
             assert_eq!(
                 parse_version(bad),
                 Err(SemverError::Version { text: bad.into() }),

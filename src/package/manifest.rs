@@ -50,6 +50,16 @@ pub const KNOWN_KEYS: &[&str] = &[
     "triggers_path",
 ];
 
+/// The session settings the ancestor deployed with, which a `config.json`
+/// package gets unless its `settings` say otherwise.
+pub const ANCESTOR_SETTINGS: &[(&str, &str)] = &[
+    ("check_function_bodies", "off"),
+    ("client_min_messages", "warning"),
+    ("escape_string_warning", "off"),
+    ("standard_conforming_strings", "off"),
+    ("statement_timeout", "0"),
+];
+
 /// Keys only the ancestor's `config.json` may have: `class` (always
 /// `postgres_sql`, ignored) and `user_roles` (the old name of `usage_roles`).
 pub const ANCESTOR_KEYS: &[&str] = &["class", "user_roles"];
@@ -341,6 +351,11 @@ pub struct Manifest {
     /// Folders per phase, relative to `dir`, as listed (duplicates removed).
     folders: [Vec<PathBuf>; 5],
     schema: Option<String>,
+    /// Every non-hidden file of the folders is SQL, whatever its name (the
+    /// ancestor's rule, for `config.json`); else only `*.sql`.
+    pub every_file: bool,
+    /// What reading the manifest found worth telling (ignored keys).
+    pub warnings: Vec<String>,
 }
 
 impl Manifest {
@@ -376,6 +391,7 @@ impl Manifest {
             path,
             map,
             ancestor,
+            warnings: Vec::new(),
         }
         .manifest()
     }
@@ -452,6 +468,41 @@ pub fn schema_name(name: &str, version: &Version, subclass: Subclass) -> String 
     }
 }
 
+/// The ancestor's schema name for a `config.json` package: `name` for
+/// basic packages, `name_VERSION` for versioned ones with the version as
+/// written (`billing_01_09_00`), lower-cased as PostgreSQL folds the
+/// unquoted identifier the ancestor created, and every character that is
+/// not a letter, digit or `_` made `_`.
+pub fn ancestor_schema_name(name: &str, version_text: &str, subclass: Subclass) -> String {
+    let raw = match subclass {
+        Subclass::Basic => name.to_string(),
+        Subclass::Versioned => format!("{name}_{}", version_text.trim()),
+    };
+    raw.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// The ancestor's requirements of one number (`"01"`, `">01"`): a major
+/// version, any minor and patch, written so [`version::parse_requirement`]
+/// reads them as the ancestor's form (`01_x`, `>01_x`). Others as they are.
+fn ancestor_requirement(text: &str) -> String {
+    let t = text.trim();
+    let digits = t.trim_start_matches(['<', '>', '=']).trim_start();
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        let op = &t[..t.len() - digits.len()];
+        format!("{}{digits}_x", op.trim())
+    } else {
+        text.to_string()
+    }
+}
+
 /// Whether `name` is a valid package name: `[a-z][a-z0-9_]*`, not `pg_...`.
 pub fn valid_name(name: &str) -> bool {
     let mut chars = name.chars();
@@ -474,13 +525,17 @@ struct Fields<'a> {
     path: &'a Path,
     map: Map<String, Value>,
     ancestor: bool,
+    warnings: Vec<String>,
 }
 
 impl Fields<'_> {
     fn manifest(mut self) -> Result<Manifest, ManifestError> {
         self.check_keys()?;
         let name = self.string("name")?.ok_or_else(|| self.missing("name"))?;
-        if !valid_name(&name) {
+        // The ancestor also took names that start with `_` (`_audit`).
+        let valid = valid_name(&name)
+            || (self.ancestor && name.starts_with('_') && valid_name(&format!("a{name}")));
+        if !valid {
             return Err(ManifestError::Name {
                 path: self.path.to_path_buf(),
                 name,
@@ -498,6 +553,12 @@ impl Fields<'_> {
             Some("basic") => Subclass::Basic,
             _ => Subclass::Versioned,
         };
+        // The ancestor wrote the scope in capitals (`"DATABASE"`).
+        if self.ancestor
+            && let Some(Value::String(scope)) = self.map.get_mut("scope")
+        {
+            *scope = scope.to_ascii_lowercase();
+        }
         let scope = match self.choice("scope", &["schema", "database"])? {
             Some("database") => Scope::Database,
             _ => Scope::Schema,
@@ -505,7 +566,11 @@ impl Fields<'_> {
         let schema = match scope {
             Scope::Database => None,
             Scope::Schema => {
-                let schema = schema_name(&name, &version, subclass);
+                let schema = if self.ancestor {
+                    ancestor_schema_name(&name, &version_text, subclass)
+                } else {
+                    schema_name(&name, &version, subclass)
+                };
                 if schema.len() > MAX_IDENTIFIER_BYTES {
                     return Err(ManifestError::SchemaTooLong {
                         path: self.path.to_path_buf(),
@@ -548,12 +613,28 @@ impl Fields<'_> {
             manifest_path: self.path.to_path_buf(),
             folders,
             schema,
+            every_file: self.ancestor,
+            warnings: self.warnings,
         })
     }
 
-    fn check_keys(&self) -> Result<(), ManifestError> {
+    /// Refuses a key pgpm does not know; in the ancestor's `config.json`,
+    /// which had keys of its users' own (`"users"`), they are dropped and
+    /// named in warnings instead.
+    fn check_keys(&mut self) -> Result<(), ManifestError> {
         let known =
             |k: &str| KNOWN_KEYS.contains(&k) || (self.ancestor && ANCESTOR_KEYS.contains(&k));
+        if self.ancestor {
+            let unknown: Vec<String> = self.map.keys().filter(|k| !known(k)).cloned().collect();
+            for key in unknown {
+                self.map.remove(&key);
+                self.warnings.push(format!(
+                    "{}: unknown key \"{key}\" is ignored (the ancestor ignored it too)",
+                    self.path.display()
+                ));
+            }
+            return Ok(());
+        }
         // serde_json's map is sorted, so the first unknown key is deterministic.
         if let Some(key) = self.map.keys().find(|k| !known(k)) {
             let mut list = KNOWN_KEYS.to_vec();
@@ -716,7 +797,7 @@ impl Fields<'_> {
         let expected =
             "must be an object of setting names to values (strings, numbers or booleans)";
         let map = match self.map.remove("settings") {
-            None | Some(Value::Null) => return Ok(Vec::new()),
+            None | Some(Value::Null) => Map::new(),
             Some(Value::Object(map)) => map,
             Some(_) => return Err(self.type_error("settings", expected)),
         };
@@ -747,6 +828,16 @@ impl Fields<'_> {
             }
             settings.push((lower, value));
         }
+        // The ancestor deployed with these; its packages are written for
+        // them (backslashes in plain strings, forward references in SQL
+        // functions). The manifest's own settings win.
+        if self.ancestor {
+            for (name, value) in ANCESTOR_SETTINGS {
+                if !settings.iter().any(|(n, _)| n == name) {
+                    settings.push((name.to_string(), value.to_string()));
+                }
+            }
+        }
         settings.sort();
         Ok(settings)
     }
@@ -775,9 +866,12 @@ impl Fields<'_> {
         for folder in listed {
             let path = Path::new(&folder);
             let inside = !folder.is_empty()
-                && path
-                    .components()
-                    .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
+                && path.components().all(|c| {
+                    matches!(c, Component::Normal(_) | Component::CurDir)
+                        // The ancestor shared folders between packages
+                        // (`"../shared_sql"`).
+                        || (self.ancestor && matches!(c, Component::ParentDir))
+                });
             if !inside {
                 return Err(ManifestError::FolderOutside {
                     path: self.path.to_path_buf(),
@@ -788,7 +882,7 @@ impl Fields<'_> {
             // `./types/` and `types` are the same folder.
             let normal: PathBuf = path
                 .components()
-                .filter(|c| matches!(c, Component::Normal(_)))
+                .filter(|c| matches!(c, Component::Normal(_) | Component::ParentDir))
                 .collect();
             let normal = if normal.as_os_str().is_empty() {
                 PathBuf::from(".")
@@ -826,13 +920,17 @@ impl Fields<'_> {
                     name,
                 });
             }
-            let req = version::parse_requirement(&requirement).map_err(|source| {
-                ManifestError::Requirement {
+            let text = if self.ancestor {
+                ancestor_requirement(&requirement)
+            } else {
+                requirement.clone()
+            };
+            let req =
+                version::parse_requirement(&text).map_err(|source| ManifestError::Requirement {
                     path: self.path.to_path_buf(),
                     dependency: name.clone(),
                     source,
-                }
-            })?;
+                })?;
             dependencies.push(Dependency {
                 name,
                 requirement,

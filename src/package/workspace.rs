@@ -241,7 +241,8 @@ fn walk_error(root: &Path, e: walkdir::Error) -> WorkspaceError {
     WorkspaceError::Io { path, source }
 }
 
-/// The `*.sql` files of every phase's folders, read and checksummed.
+/// The `*.sql` files of every phase's folders (for the ancestor's
+/// `config.json`, every file but hidden ones), read and checksummed.
 fn sql_files(manifest: &Manifest) -> Result<(Vec<SourceFile>, Vec<PathBuf>)> {
     let mut claimed: HashMap<PathBuf, Phase> = HashMap::new();
     let mut files = Vec::new();
@@ -269,14 +270,14 @@ fn sql_files(manifest: &Manifest) -> Result<(Vec<SourceFile>, Vec<PathBuf>)> {
                     .collect();
                 // `*.sql` in any case; other files, hidden ones aside, are
                 // listed so that nothing is left out without a word.
+                let hidden = entry.file_name().to_string_lossy().starts_with('.');
                 let is_sql = entry
                     .path()
                     .extension()
-                    .is_some_and(|e| e.eq_ignore_ascii_case("sql"));
+                    .is_some_and(|e| e.eq_ignore_ascii_case("sql"))
+                    || (manifest.every_file && !hidden);
                 if !is_sql {
-                    if !entry.file_name().to_string_lossy().starts_with('.')
-                        && !not_sql.contains(&relative)
-                    {
+                    if !hidden && !not_sql.contains(&relative) {
                         not_sql.push(relative);
                     }
                     continue;

@@ -3,6 +3,7 @@
 
 mod common;
 
+mod ancestor;
 mod cli;
 mod client;
 mod deploy;

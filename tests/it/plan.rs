@@ -641,7 +641,8 @@ fn discovery_skips_hidden_build_and_npm_folders_and_accepts_config_json() {
         ]
     );
     let legacy = &plan.packages[1];
-    assert_eq!(legacy.schema.as_deref(), Some("legacy_0_2_0"));
+    // The ancestor named the schema after the version as written.
+    assert_eq!(legacy.schema.as_deref(), Some("legacy_00_02_00"));
     assert_eq!(legacy.manifest.usage_roles, ["app_reader"]);
     assert_eq!(legacy.dependencies[0].version, v("1.1.0"));
     assert_eq!(legacy.phases[0].files.len(), 2);

@@ -647,12 +647,13 @@ fn outcome(pkg: &PackagePlan, kind: OutcomeKind) -> PackageOutcome {
     }
 }
 
-/// What a plan leaves out because it is not `*.sql`, as warnings naming
-/// each file as found on disk.
+/// What a plan leaves out, as warnings: files that are not `*.sql`, named
+/// as found on disk, and what reading the manifests ignored.
 pub fn not_sql_warnings(plan: &Plan) -> Vec<String> {
     plan.packages
         .iter()
-        .flat_map(|pkg| {
+        .flat_map(|pkg| pkg.manifest.warnings.iter().cloned())
+        .chain(plan.packages.iter().flat_map(|pkg| {
             pkg.not_sql.iter().map(move |file| {
                 format!(
                     "{}: {} is not deployed: only *.sql files are (rename it to end in .sql, or move it out of the package's folders)",
@@ -660,7 +661,7 @@ pub fn not_sql_warnings(plan: &Plan) -> Vec<String> {
                     pkg.manifest.dir.join(file).display()
                 )
             })
-        })
+        }))
         .collect()
 }
 

@@ -1,0 +1,165 @@
+//! The ancestor's `config.json` packages deploy unchanged, with the
+//! ancestor's schema names and session settings; when the ancestor
+//! (Python pgpm 0.1.62) is installed, the same packages deployed with it
+//! give the same objects.
+
+use std::path::Path;
+
+use crate::common::{TestDb, output, package, pgpm};
+
+/// Two ancestor packages with what the ancestor accepted and pgpm used to
+/// refuse: a key of its users' own, a name starting with `_`, a scope in
+/// capitals, a version with a pre-release, a one-number requirement, a
+/// folder outside the package and a file not named `*.sql`.
+fn ancestor_workspace(root: &Path) {
+    let write = |path: &str, text: &str| {
+        let path = root.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    };
+    write(
+        "billing/config.json",
+        r#"{"name": "billing", "version": "01_09_00", "subclass": "versioned", "class": "postgres_sql",
+            "users": ["app"], "types_path": "types", "views_path": "views",
+            "functions_path": ["functions", "../shared_sql"]}"#,
+    );
+    // Plain strings with backslashes, as the ancestor's setting
+    // standard_conforming_strings = off reads them.
+    write(
+        "billing/types/zip.sql",
+        r"CREATE DOMAIN zip AS text CHECK (VALUE ~ '^\d{5}$');",
+    );
+    write(
+        "billing/views/tabbed.sql",
+        r"CREATE VIEW tabbed AS SELECT 'a\tb'::text AS t;",
+    );
+    write(
+        "shared_sql/helper.pgsql",
+        "CREATE FUNCTION helper() RETURNS int LANGUAGE sql AS $$ SELECT 42 $$;",
+    );
+    write(
+        "billing/functions/answer.sql",
+        "CREATE FUNCTION answer() RETURNS int LANGUAGE sql AS $$ SELECT helper() $$;",
+    );
+    write(
+        "audit/config.json",
+        r#"{"name": "_audit", "version": "01_00_00_rc1", "subclass": "versioned", "scope": "SCHEMA",
+            "functions_path": "functions", "dependencies": {"billing": "01"}}"#,
+    );
+    write(
+        "audit/functions/seen.sql",
+        "CREATE FUNCTION seen() RETURNS int LANGUAGE sql AS $$ SELECT answer() $$;",
+    );
+}
+
+/// What the deploy created, to compare between tools.
+fn objects(db: &TestDb) -> String {
+    db.query_scalar(
+        r#"SELECT concat_ws(' | ',
+            (SELECT string_agg(nspname, ',' ORDER BY nspname) FROM pg_namespace
+              WHERE nspname IN ('billing_01_09_00', '_audit_01_00_00_rc1')),
+            (SELECT string_agg(p.oid::regprocedure::text, ',' ORDER BY p.oid::regprocedure::text COLLATE "C") FROM pg_proc p
+              WHERE pronamespace IN ('billing_01_09_00'::regnamespace, '_audit_01_00_00_rc1'::regnamespace)),
+            (SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE contypid = 'billing_01_09_00.zip'::regtype),
+            (SELECT (t = E'a\tb')::text FROM billing_01_09_00.tabbed))"#,
+    )
+}
+
+#[test]
+fn ancestor_packages_deploy_unchanged_as_the_ancestor_deployed_them() {
+    let db = TestDb::installed();
+    let ws = tempfile::tempdir().unwrap();
+    ancestor_workspace(ws.path());
+    let (code, stdout, stderr) = output(
+        pgpm()
+            .arg("deploy")
+            .arg(db.conn_string())
+            .arg(ws.path())
+            .assert(),
+    );
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("deployed billing 1.9.0 -> billing_01_09_00"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("deployed _audit 1.0.0-rc1 -> _audit_01_00_00_rc1"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("billing/config.json: unknown key \"users\" is ignored"),
+        "{stderr}"
+    );
+    let ours = objects(&db);
+    assert_eq!(
+        ours,
+        "_audit_01_00_00_rc1,billing_01_09_00 | _audit_01_00_00_rc1.seen(),billing_01_09_00.answer(),billing_01_09_00.helper() | CHECK ((VALUE ~ '^d{5}$'::text)) | true"
+    );
+    // Clients find it under either spelling of the requirement.
+    let chosen: serde_json::Value =
+        db.query_scalar("SELECT _pgpm.api_version('billing', '01_09_xx')");
+    assert_eq!(chosen["schema"], "billing_01_09_00");
+    let chosen: serde_json::Value = db.query_scalar("SELECT _pgpm.api_version('billing', '^1.9')");
+    assert_eq!(chosen["schema"], "billing_01_09_00");
+
+    // The ancestor itself, when installed, makes the same objects.
+    let Some(python) = ancestor_python() else {
+        return;
+    };
+    let theirs_db = TestDb::new();
+    let conn = theirs_db.conn_string();
+    for (args, cwd) in [
+        (vec!["install", conn.as_str()], ws.path().to_path_buf()),
+        (vec!["deploy", conn.as_str()], ws.path().join("billing")),
+        (vec!["deploy", conn.as_str()], ws.path().join("audit")),
+    ] {
+        // Its deploy prints an error of its own after deploying when the
+        // connection string has no host= (ours has): the objects decide.
+        let _ = std::process::Command::new(&python)
+            .arg("-c")
+            .arg("import sys\nfrom pgpm.app import main\nsys.argv[0] = 'pgpm'\nsys.exit(main())")
+            .args(&args)
+            .current_dir(cwd)
+            .output()
+            .unwrap();
+    }
+    assert_eq!(objects(&theirs_db), ours);
+}
+
+/// A Python with the ancestor (`pip install pgpm==0.1.62 psycopg2-binary`).
+fn ancestor_python() -> Option<String> {
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    let ok = std::process::Command::new(&python)
+        .args(["-c", "import pgpm.app, psycopg2"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    ok.then_some(python)
+}
+
+#[test]
+fn a_package_json_keeps_pgpm_names_and_standard_strings() {
+    let db = TestDb::installed();
+    let ws = tempfile::tempdir().unwrap();
+    let dir = package(
+        ws.path(),
+        "billing",
+        serde_json::json!({"name": "billing", "version": "01_09_00", "types_path": "types"}),
+        &[(
+            "types/zip.sql",
+            r"CREATE DOMAIN zip AS text CHECK (VALUE ~ '^\d{5}$');",
+        )],
+    );
+    let (code, stdout, stderr) = output(
+        pgpm()
+            .arg("deploy")
+            .arg(db.conn_string())
+            .arg(&dir)
+            .assert(),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("-> billing_1_9_0"), "{stdout}");
+    let check: String = db.query_scalar(
+        "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE contypid = 'billing_1_9_0.zip'::regtype",
+    );
+    assert_eq!(check, r"CHECK ((VALUE ~ '^\d{5}$'::text))");
+}
