@@ -319,9 +319,13 @@ pub fn cascade_victims(client: &mut impl GenericClient, schema: &str) -> Result<
                CROSS JOIN LATERAL pg_identify_object(d.refclassid, d.refobjid, 0) r
                -- A view depends through its _RETURN rule: name the view.
                LEFT JOIN pg_rewrite w ON d.classid = 'pg_rewrite'::regclass AND w.oid = d.objid
+               -- A column that depends (a column of a table or composite
+               -- type in another schema, of a type of this one) is what the
+               -- cascade drops, not its table or type.
                CROSS JOIN LATERAL pg_identify_object(
                     CASE WHEN w.oid IS NULL THEN d.classid ELSE 'pg_class'::regclass END,
-                    coalesce(w.ev_class, d.objid), 0) o
+                    coalesce(w.ev_class, d.objid),
+                    CASE WHEN w.oid IS NULL THEN d.objsubid ELSE 0 END) o
               WHERE r.schema = $1 AND o.schema IS DISTINCT FROM $1
                 AND d.deptype IN ('n', 'a') AND o.type <> 'schema'
               ORDER BY 1",

@@ -1,7 +1,7 @@
-//! The ancestor's `config.json` packages deploy unchanged, with the
-//! ancestor's schema names and session settings; when the ancestor
-//! (Python pgpm 0.1.62) is installed, the same packages deployed with it
-//! give the same objects.
+//! Coming from the ancestor: its `config.json` packages deploy unchanged,
+//! with its schema names and session settings (when the ancestor, Python
+//! pgpm 0.1.62, is installed, the same packages deployed with it give the
+//! same objects), and redeploys say what they do.
 
 use std::path::Path;
 
@@ -162,4 +162,75 @@ fn a_package_json_keeps_pgpm_names_and_standard_strings() {
         "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE contypid = 'billing_1_9_0.zip'::regtype",
     );
     assert_eq!(check, r"CHECK ((VALUE ~ '^\d{5}$'::text))");
+}
+
+#[test]
+fn redeploys_say_what_they_do_and_what_a_cascade_really_drops() {
+    let db = TestDb::installed();
+    let ws = tempfile::tempdir().unwrap();
+    let dir = package(
+        ws.path(),
+        "shop",
+        serde_json::json!({"name": "shop", "version": "1.0.0", "types_path": "types", "functions_path": "functions"}),
+        &[
+            (
+                "types/money.sql",
+                "CREATE TYPE money_t AS (cents bigint, currency text);",
+            ),
+            (
+                "functions/zero.sql",
+                "CREATE FUNCTION zero() RETURNS money_t LANGUAGE sql AS $$ SELECT ROW(0, 'EUR')::money_t $$;",
+            ),
+        ],
+    );
+    let deploy = |args: &[&str]| {
+        output(
+            pgpm()
+                .arg("deploy")
+                .arg(db.conn_string())
+                .arg(&dir)
+                .args(args)
+                .assert(),
+        )
+    };
+    let (code, _, stderr) = deploy(&[]);
+    assert_eq!(code, 0, "{stderr}");
+    // Unchanged content in a mode that would redeploy: nothing happens,
+    // and the user hears how to redeploy anyway.
+    for mode in ["unsafe", "moderate"] {
+        let (code, stdout, stderr) = deploy(&["--mode", mode]);
+        assert_eq!(code, 0, "{stderr}");
+        assert!(stdout.contains("shop 1.0.0 is up to date"), "{stdout}");
+        assert!(
+            stderr.contains(&format!(
+                "note: shop 1.0.0: deployed with this content already, so --mode {mode} leaves it alone; --force redeploys it"
+            )),
+            "{stderr}"
+        );
+    }
+    // A table outside uses the package's type: the cascade drops its
+    // column, and the warning says so, not "type shop_1_0_0.money_t".
+    db.exec("CREATE TABLE public.orders (id int, amount shop_1_0_0.money_t)");
+    let (code, _, stderr) = deploy(&["--mode", "unsafe", "--force"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("also drops table column public.orders.amount"),
+        "{stderr}"
+    );
+    let columns: i64 = db.query_scalar(
+        "SELECT count(*) FROM information_schema.columns WHERE table_name = 'orders'",
+    );
+    assert_eq!(columns, 1);
+
+    // -f: a missing file is the user's error; a relative path is also
+    // looked up inside the package.
+    let (code, _, stderr) = deploy(&["-f", "functions/nope.sql"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("-f functions/nope.sql: no such file"),
+        "{stderr}"
+    );
+    let (code, stdout, stderr) = deploy(&["-f", "functions/zero.sql"]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(stderr.contains("already exists"), "{stderr}");
 }

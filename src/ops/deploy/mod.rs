@@ -194,6 +194,11 @@ pub enum DeployError {
     },
     #[error("{package}: schema {schema} does not exist, so files cannot be redeployed into it")]
     SchemaMissing { package: String, schema: String },
+    #[error(
+        "-f {}: no such file (looked for it from the current directory and inside each package)",
+        path.display()
+    )]
+    FileMissing { path: PathBuf },
     #[error("{} is not a SQL file of any package being deployed", path.display())]
     FileNotInPackage { path: PathBuf },
     #[error("role {role} does not exist")]
@@ -509,12 +514,18 @@ fn prepare(
 
     report.warnings.extend(not_sql_warnings(plan));
     let mut work = Vec::new();
+    // Packages a mode other than safe leaves alone because their content
+    // is deployed already: the user asked for a redeploy, so say so.
+    let mut unchanged: Vec<String> = Vec::new();
     for pkg in &plan.packages {
         let label = pkg.label();
         let target = targets.get(&pkg.manifest.manifest_path).unwrap_or(&absent);
         let up_to_date = pkg.parsing == Parsing::Skipped
             || (only_files.is_none() && !opts.force && target.holds(&pkg.manifest, &pkg.checksum));
         if up_to_date {
+            if opts.mode != Mode::Safe && only_files.is_none() && !opts.force {
+                unchanged.push(label);
+            }
             report.outcomes.push(outcome(pkg, OutcomeKind::UpToDate));
             continue;
         }
@@ -570,6 +581,27 @@ fn prepare(
             });
         }
         work.push((pkg, target, None));
+    }
+    if !unchanged.is_empty() {
+        let (them, it) = if unchanged.len() == 1 {
+            (unchanged[0].clone(), "it")
+        } else if unchanged.len() <= 3 {
+            (unchanged.join(", "), "them")
+        } else {
+            (
+                format!(
+                    "{}, {} and {} more",
+                    unchanged[0],
+                    unchanged[1],
+                    unchanged.len() - 2
+                ),
+                "them",
+            )
+        };
+        report.notes.push(format!(
+            "{them}: deployed with this content already, so --mode {} leaves {it} alone; --force redeploys {it}",
+            opts.mode
+        ));
     }
     if work.is_empty() {
         return Ok(report);
@@ -750,10 +782,18 @@ fn resolve_files(
     }
     let mut out: BTreeMap<String, BTreeSet<PathBuf>> = BTreeMap::new();
     for file in files {
-        let abs = file.canonicalize().map_err(|source| DeployError::Io {
-            path: file.clone(),
-            source,
-        })?;
+        // As given (from the current directory), else inside a package.
+        let found = std::iter::once(file.clone())
+            .chain(
+                file.is_relative()
+                    .then(|| plan.packages.iter().map(|p| p.manifest.dir.join(file)))
+                    .into_iter()
+                    .flatten(),
+            )
+            .find_map(|candidate| candidate.canonicalize().ok());
+        let Some(abs) = found else {
+            return Err(DeployError::FileMissing { path: file.clone() });
+        };
         let owner = plan.packages.iter().find_map(|pkg| {
             let dir = pkg.manifest.dir.canonicalize().ok()?;
             let rel = abs.strip_prefix(&dir).ok()?.to_path_buf();
