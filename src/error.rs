@@ -19,6 +19,7 @@ use crate::db::QueryError;
 use crate::db::conninfo::ConnError;
 use crate::db::lock::LockError;
 use crate::migrate::PatchError;
+use crate::ops::adopt::AdoptError;
 use crate::ops::deploy::DeployError;
 use crate::ops::remove::RemoveError;
 use crate::ops::sandbox::SandboxError;
@@ -67,6 +68,8 @@ pub enum Error {
     Deploy(Box<DeployError>),
     #[error(transparent)]
     Remove(#[from] RemoveError),
+    #[error(transparent)]
+    Adopt(Box<AdoptError>),
     #[error(transparent)]
     Status(Box<StatusError>),
     #[error(transparent)]
@@ -129,6 +132,7 @@ macro_rules! boxed_from {
 
 boxed_from!(
     Deploy(DeployError),
+    Adopt(AdoptError),
     Patch(PatchError),
     Resolve(ResolveError),
     Status(StatusError),
@@ -158,6 +162,7 @@ impl Error {
             Error::Patch(e) => e.is_user_error(),
             Error::Deploy(e) => e.is_user_error(),
             Error::Remove(e) => e.is_user_error(),
+            Error::Adopt(e) => e.is_user_error(),
             Error::Status(e) => e.is_user_error(),
             Error::Sandbox(e) => e.is_user_error(),
             Error::Usage(_) | Error::Sql(_) | Error::Manifest(_) => true,

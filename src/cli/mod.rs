@@ -130,10 +130,23 @@ impl ConnArgs {
 #[derive(Debug, Args)]
 struct InstallArgs {
     #[command(flatten)]
-    conn: ConnArgs,
+    target: Target,
+    /// A connection (as for -d/--db) and, with --adopt, the workspace whose
+    /// packages are deployed there (their checksums are recorded, so that
+    /// the next deploy of unchanged packages is a no-op).
+    #[arg(value_names = ["CONN", "PATH"], num_args = 0..=2)]
+    args: Vec<String>,
     /// Upgrade a catalog installed by an older pgpm.
     #[arg(long)]
     upgrade: bool,
+    /// Take over a database the ancestor (Python pgpm 0.1.62) manages: keep
+    /// its catalog as history in _pgpm_ancestor, install pgpm's, and
+    /// register every package schema it deployed, in one transaction.
+    #[arg(long)]
+    adopt: bool,
+    /// With --adopt: print the SQL that would run and change nothing.
+    #[arg(long, requires = "adopt")]
+    dry_run: bool,
     /// Roles to grant read access to the catalog and EXECUTE on its functions.
     #[arg(long, value_name = "ROLE", num_args = 1..)]
     usage: Vec<String>,
@@ -142,14 +155,24 @@ struct InstallArgs {
 }
 
 fn install(args: InstallArgs) -> Result<()> {
-    let targets = args.conn.target.resolve(args.conn.conn()?.as_deref())?;
+    let p = positionals(args.target.db.clone(), args.args.clone())?;
+    if args.adopt {
+        return adopt(&args, p.conn.as_deref(), p.path.as_deref());
+    }
+    if let Some(path) = &p.path {
+        return Err(Error::Usage(format!(
+            "{} is not a connection string (a workspace is only taken with --adopt)",
+            path.display()
+        )));
+    }
+    let targets = args.target.resolve(p.conn.as_deref())?;
     let opts = InstallOptions {
         upgrade: args.upgrade,
         usage: args.usage,
         lock_timeout: args.lock.timeout(),
     };
-    fleet::run(&args.conn.target, targets, None, |conn, out| {
-        let mut client = args.conn.target.open(conn)?;
+    fleet::run(&args.target, targets, None, |conn, out| {
+        let mut client = args.target.open(conn)?;
         let report = catalog::install(&mut client, &opts)?;
         let outcome = match report.outcome {
             InstallOutcome::Installed { version } => {
@@ -180,6 +203,58 @@ fn install(args: InstallArgs) -> Result<()> {
             ..Summary::default()
         })
     })?;
+    Ok(())
+}
+
+/// `install --adopt`: the ancestor's database taken over.
+fn adopt(args: &InstallArgs, conn: Option<&str>, path: Option<&std::path::Path>) -> Result<()> {
+    // The workspace is read before connecting.
+    let workspace = path.map(Workspace::load).transpose()?;
+    let (_, mut client) = connect(&args.target, conn)?;
+    let report = pgpm::ops::adopt::adopt(
+        &mut client,
+        workspace.as_ref(),
+        &pgpm::ops::adopt::AdoptOptions {
+            dry_run: args.dry_run,
+            lock_timeout: args.lock.timeout(),
+        },
+    )?;
+    for warning in &report.warnings {
+        eprintln!("warning: {warning}");
+    }
+    if report.dry_run {
+        println!(
+            "-- pgpm install --adopt --dry-run: nothing was changed. This is the SQL that would run, in one transaction:"
+        );
+        print!("{}", render::script(&report.script));
+    }
+    let verb = if report.dry_run {
+        "would adopt"
+    } else {
+        "adopted"
+    };
+    for a in &report.adopted {
+        println!(
+            "{verb} {} {}{} (schema {}){}",
+            a.name,
+            a.version,
+            a.old_rev
+                .map(|n| format!(" revision {n}"))
+                .unwrap_or_default(),
+            a.schema,
+            if a.from_workspace {
+                ", checksum from the workspace"
+            } else {
+                ""
+            }
+        );
+    }
+    println!(
+        "{} the ancestor's catalog as {} with {} deployment event(s) kept as history; pgpm's catalog installed",
+        if report.dry_run { "would keep" } else { "kept" },
+        pgpm::ops::adopt::ANCESTOR_SCHEMA,
+        report.events
+    );
     Ok(())
 }
 

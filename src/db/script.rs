@@ -25,6 +25,8 @@ use crate::util::text::{char_to_byte, line_col};
 pub enum Param {
     Text(Option<String>),
     Int(i32),
+    /// An integer or NULL.
+    OptInt(Option<i32>),
     BigInt(i64),
     Bool(bool),
 }
@@ -38,6 +40,7 @@ impl Param {
         match self {
             Param::Text(v) => v,
             Param::Int(v) => v,
+            Param::OptInt(v) => v,
             Param::BigInt(v) => v,
             Param::Bool(v) => v,
         }
@@ -49,6 +52,7 @@ impl Param {
             Param::Text(Some(v)) => quote_literal(v),
             Param::Text(None) => "NULL".into(),
             Param::Int(v) => v.to_string(),
+            Param::OptInt(v) => v.map_or("NULL".into(), |v| v.to_string()),
             Param::BigInt(v) => v.to_string(),
             Param::Bool(v) => v.to_string(),
         }
@@ -359,10 +363,13 @@ pub fn stopped_from_outside(err: &postgres::Error) -> bool {
 /// Whether an error means the connection is gone: no answer from the
 /// server, or the server ending the session (FATAL: terminated, shut down).
 fn connection_lost(err: &postgres::Error) -> bool {
-    err.is_closed()
-        || err
-            .as_db_error()
-            .is_none_or(|db| matches!(db.severity(), "FATAL" | "PANIC"))
+    use std::error::Error as _;
+    match err.as_db_error() {
+        Some(db) => matches!(db.severity(), "FATAL" | "PANIC"),
+        // No answer from the server: the socket failed or closed. A value
+        // that could not be encoded never reached it.
+        None => err.is_closed() || err.source().is_none_or(|s| s.is::<std::io::Error>()),
+    }
 }
 
 /// PostgreSQL's 1-based character position of an error in the sent text.

@@ -1,6 +1,7 @@
 //! The commands, as orchestration of the layers below: each takes options
 //! and an observer for progress, and returns a typed report.
 
+pub mod adopt;
 pub mod deploy;
 pub mod fleet;
 pub mod gc;

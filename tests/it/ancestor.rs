@@ -234,3 +234,171 @@ fn redeploys_say_what_they_do_and_what_a_cascade_really_drops() {
     assert_eq!(code, 1, "{stdout}{stderr}");
     assert!(stderr.contains("already exists"), "{stderr}");
 }
+
+/// The tables of the ancestor's catalog that adopting reads, as its 0.1.62
+/// creates them, with rows as it leaves them, and its DDL event trigger.
+const ANCESTOR_CATALOG: &str = r#"
+CREATE SCHEMA _pgpm;
+CREATE TABLE _pgpm.package_subclasses (pkg_sc_id serial PRIMARY KEY, pkg_sc_name text);
+INSERT INTO _pgpm.package_subclasses VALUES (1, 'versioned'), (2, 'basic');
+CREATE TABLE _pgpm.package_statuses (pkg_s_id serial PRIMARY KEY, pkg_s_name text);
+INSERT INTO _pgpm.package_statuses VALUES (1, 'ADDED'), (2, 'IN PROGRESS'), (3, 'DELETED');
+CREATE TABLE _pgpm.packages (
+    pkg_id serial PRIMARY KEY, pkg_name text, pkg_description text, pkg_v_major integer,
+    pkg_v_minor integer, pkg_v_patch integer, pkg_v_pre text, pkg_v_metadata text,
+    pkg_old_rev integer, pkg_subclass integer REFERENCES _pgpm.package_subclasses,
+    pkg_license text, pkg_status integer DEFAULT 1 REFERENCES _pgpm.package_statuses);
+CREATE TABLE _pgpm.package_dependencies (
+    pkg_dep_id serial, pkg_link_core_id integer NOT NULL REFERENCES _pgpm.packages,
+    pkg_link_dep_id integer NOT NULL REFERENCES _pgpm.packages,
+    PRIMARY KEY (pkg_link_core_id, pkg_link_dep_id));
+CREATE TABLE _pgpm.deployment_events (
+    dpl_ev_pkg_id integer NOT NULL REFERENCES _pgpm.packages, dpl_ev_vcs_ref text,
+    dpl_ev_vcs_link text, dpl_ev_time timestamp NOT NULL DEFAULT now(), dpl_ev_issue_id text,
+    dpl_ev_issue_link text, dpl_ev_id serial PRIMARY KEY, dpl_ev_txid bigint);
+CREATE TABLE _pgpm.ddl_changes_log (ddl_change_id serial, ddl_change text);
+CREATE FUNCTION _pgpm._log_ddl_change() RETURNS event_trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO _pgpm.ddl_changes_log (ddl_change) VALUES (current_query());
+END $$;
+CREATE EVENT TRIGGER ddl_change_trigger ON ddl_command_end EXECUTE PROCEDURE _pgpm._log_ddl_change();
+
+INSERT INTO _pgpm.packages (pkg_id, pkg_name, pkg_v_major, pkg_v_minor, pkg_v_patch, pkg_v_pre, pkg_old_rev, pkg_subclass, pkg_license)
+VALUES (1, '_pgpm', 0, 1, 62, NULL, NULL, 2, 'MIT'),
+       -- billing 1.9.0 redeployed in moderate mode: the old one is _0; an
+       -- overwrite rewrote both rows' version to 1.9.0 (the ancestor's
+       -- corrupt columns), which the schema names set right.
+       (2, 'billing', 1, 9, 0, NULL, 0, 1, 'MIT'),
+       (3, 'billing', 1, 9, 0, NULL, NULL, 1, 'MIT'),
+       (4, '_audit', 1, 0, 0, NULL, NULL, 1, NULL),
+       -- Deployed, then its schema dropped by hand.
+       (5, 'gone', 2, 0, 0, NULL, NULL, 1, NULL);
+INSERT INTO _pgpm.package_dependencies (pkg_link_core_id, pkg_link_dep_id) VALUES (4, 3);
+INSERT INTO _pgpm.deployment_events (dpl_ev_pkg_id, dpl_ev_vcs_ref, dpl_ev_issue_id, dpl_ev_time, dpl_ev_txid)
+VALUES (2, 'abc123', 'BILL-1', '2024-01-02 03:04:05', 700),
+       (3, 'def456', 'BILL-2', '2024-02-03 04:05:06', 800),
+       (4, 'fed321', NULL, '2024-02-03 04:05:07', 801);
+"#;
+
+#[test]
+fn a_database_the_ancestor_manages_is_adopted_with_its_history() {
+    let db = TestDb::new();
+    db.exec(ANCESTOR_CATALOG);
+    let ws = tempfile::tempdir().unwrap();
+    ancestor_workspace(ws.path());
+    // The schemas the ancestor deployed: billing twice (moderate), _audit.
+    db.exec(
+        "CREATE SCHEMA billing_01_09_00_0;
+         CREATE FUNCTION billing_01_09_00_0.answer() RETURNS int LANGUAGE sql AS $$ SELECT 41 $$;
+         CREATE SCHEMA billing_01_09_00;
+         CREATE FUNCTION billing_01_09_00.answer() RETURNS int LANGUAGE sql AS $$ SELECT 42 $$;
+         CREATE SCHEMA _audit_01_00_00_rc1;",
+    );
+    let before: String = db.query_scalar(
+        "SELECT string_agg(nspname, ',' ORDER BY nspname) FROM pg_namespace WHERE nspname LIKE '%pgpm%'",
+    );
+    let install = |args: &[&str]| {
+        output(
+            pgpm()
+                .arg("install")
+                .arg("--adopt")
+                .arg(db.conn_string())
+                .arg(ws.path())
+                .args(args)
+                .assert(),
+        )
+    };
+    // Every other command refuses the ancestor's catalog.
+    let (code, _, stderr) = output(pgpm().arg("status").arg(db.conn_string()).assert());
+    assert_eq!(code, 1);
+    assert!(stderr.contains("holds no pgpm catalog"), "{stderr}");
+
+    let (code, stdout, stderr) = install(&["--dry-run"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("DROP EVENT TRIGGER \"ddl_change_trigger\""),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("ALTER SCHEMA _pgpm RENAME TO \"_pgpm_ancestor\""),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("would adopt billing 1.9.0 revision 0 (schema billing_01_09_00_0)"),
+        "{stdout}"
+    );
+    let after_dry: String = db.query_scalar(
+        "SELECT string_agg(nspname, ',' ORDER BY nspname) FROM pg_namespace WHERE nspname LIKE '%pgpm%'",
+    );
+    assert_eq!(after_dry, before, "a dry run changes nothing");
+
+    let (code, stdout, stderr) = install(&[]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stdout.contains(
+            "adopted billing 1.9.0 (schema billing_01_09_00), checksum from the workspace"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("adopted billing 1.9.0 revision 0 (schema billing_01_09_00_0)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("with 3 deployment event(s) kept as history"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains(
+            "the ancestor's catalog records _audit 1.0.0, the schema's name says 1.0.0-rc1"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "the ancestor's catalog records gone 2.0.0 (row 5), but no schema of it exists"
+        ),
+        "{stderr}"
+    );
+    // Its catalog is history now; the event trigger is gone.
+    let kept: i64 = db.query_scalar("SELECT count(*) FROM _pgpm_ancestor.packages");
+    assert_eq!(kept, 5);
+    let triggers: i64 = db.query_scalar("SELECT count(*) FROM pg_event_trigger");
+    assert_eq!(triggers, 0);
+    // Dependencies and history came along.
+    let path: String =
+        db.query_scalar("SELECT _pgpm.set_search_path('_audit', '>=1.0.0-rc1') ->> 'search_path'");
+    assert_eq!(path, "_audit_01_00_00_rc1, billing_01_09_00, public");
+    let history: String = db.query_scalar(
+        "SELECT string_agg(d.vcs_ref || '/' || coalesce(d.issue_ref, '-') || '/' || p.schema_name, ' ' ORDER BY d.started_at)
+           FROM _pgpm.deployments d
+           JOIN _pgpm.deployment_packages dp USING (deployment_id)
+           JOIN _pgpm.packages p USING (package_id)
+          WHERE d.command = 'ancestor deploy'",
+    );
+    assert_eq!(
+        history,
+        "abc123/BILL-1/billing_01_09_00_0 def456/BILL-2/billing_01_09_00 fed321/-/_audit_01_00_00_rc1"
+    );
+    // The next deploy of the unchanged workspace is a no-op.
+    let (code, stdout, stderr) = output(
+        pgpm()
+            .arg("deploy")
+            .arg(db.conn_string())
+            .arg(ws.path())
+            .assert(),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("billing 1.9.0 is up to date"), "{stdout}");
+    assert!(
+        stdout.contains("_audit 1.0.0-rc1 is up to date"),
+        "{stdout}"
+    );
+    // Adopting twice is refused.
+    let (code, _, stderr) = install(&[]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("pgpm's catalog is installed already"),
+        "{stderr}"
+    );
+}
