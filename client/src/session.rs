@@ -224,8 +224,10 @@ impl Session {
     ) -> Result<T, ClientError> {
         let generation = self.watch.generation();
         if generation != self.seen {
-            self.seen = generation;
+            // Counted as seen only once the switch worked: a failed one is
+            // tried again before the next transaction.
             self.switch()?;
+            self.seen = generation;
         }
         let tx = self
             .client

@@ -82,6 +82,11 @@ pub const STEPS: &[Step] = &[
         file: "schema/0010_live_clients.sql",
         sql: include_str!("../../schema/0010_live_clients.sql"),
     },
+    Step {
+        version: 11,
+        file: "schema/0011_repoint_quoted.sql",
+        sql: include_str!("../../schema/0011_repoint_quoted.sql"),
+    },
 ];
 
 /// The catalog version this binary installs and understands.

@@ -139,16 +139,22 @@ pub fn target_states<'a>(
     let names: Vec<&str> = manifests.iter().map(|m| m.name.as_str()).collect();
     let versions: Vec<String> = manifests.iter().map(|m| m.version.to_string()).collect();
     let schemas: Vec<Option<&str>> = manifests.iter().map(|m| m.schema()).collect();
+    let basic: Vec<bool> = manifests
+        .iter()
+        .map(|m| m.subclass == crate::package::manifest::Subclass::Basic)
+        .collect();
     let rows = client
         .query(
             "SELECT t.i::int8, CASE WHEN t.schema IS NULL THEN p.package_id IS NOT NULL
                              ELSE n.oid IS NOT NULL END,
                     p.package_id, p.name, p.version, p.checksum, s.schema
-               FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS t(name, schema, version, i)
+               FROM unnest($1::text[], $2::text[], $3::text[], $4::bool[]) WITH ORDINALITY AS t(name, schema, version, basic, i)
                -- A revision deployed beside the first (--mode revision)
-               -- lives in a schema of its own.
+               -- lives in a schema of its own; a basic package has one
+               -- current schema whatever its version.
                LEFT JOIN _pgpm.packages c
-                      ON t.schema IS NOT NULL AND c.name = t.name AND c.version = t.version
+                      ON t.schema IS NOT NULL AND c.name = t.name
+                     AND (c.version = t.version OR (t.basic AND c.subclass = 'basic'))
                      AND c.scope = 'schema' AND c.old_rev IS NULL AND c.removed_at IS NULL
                CROSS JOIN LATERAL (SELECT coalesce(c.schema_name, t.schema) AS schema) s
                LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = s.schema
@@ -160,7 +166,7 @@ pub fn target_states<'a>(
                      WHERE t.schema IS NULL AND name = t.name AND scope = 'database'
                        AND old_rev IS NULL AND removed_at IS NULL
                     LIMIT 1) p ON true",
-            &[&names, &schemas, &versions],
+            &[&names, &schemas, &versions, &basic],
         )
         .map_err(QueryError::with("cannot read the catalog"))?;
     Ok(rows
@@ -303,7 +309,17 @@ pub fn new_revision_schema(client: &mut impl GenericClient, schema: &str) -> Res
             end -= 1;
         }
         let candidate = format!("{}{suffix}", &schema[..end]);
-        if !schema_exists(client, &candidate)? {
+        // Free in the database and in the catalog (a schema dropped by
+        // hand may still have its row).
+        let taken: bool = client
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1)
+                     OR EXISTS (SELECT 1 FROM _pgpm.packages WHERE schema_name = $1 AND removed_at IS NULL)",
+                &[&candidate],
+            )
+            .map_err(QueryError::with("cannot look up schemas"))?
+            .get(0);
+        if !taken {
             return Ok(candidate);
         }
     }

@@ -131,12 +131,12 @@ pub fn record_superseded(schema: &str, n: i32) -> [Action; 2] {
             sql: concat!(
                 "INSERT INTO _pgpm.deployment_packages (deployment_id, package_id, action, detail) SELECT ",
                 deployment_id!(),
-                ", package_id, 'superseded', 'old revision ' || $2::int FROM _pgpm.packages WHERE schema_name = $1 AND removed_at IS NULL"
+                ", package_id, 'superseded', 'old revision ' || $2::int FROM _pgpm.packages WHERE schema_name = $1 AND old_rev IS NULL AND removed_at IS NULL"
             ),
             params: vec![Param::text(schema), Param::Int(n)],
         },
         Action::Bound {
-            sql: "UPDATE _pgpm.packages SET old_rev = $2 WHERE schema_name = $1 AND removed_at IS NULL",
+            sql: "UPDATE _pgpm.packages SET old_rev = $2 WHERE schema_name = $1 AND old_rev IS NULL AND removed_at IS NULL",
             params: vec![Param::text(schema), Param::Int(n)],
         },
     ]

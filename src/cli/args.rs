@@ -103,6 +103,12 @@ pub enum Targets {
 }
 
 impl Target {
+    /// The `[defaults]` of the project's config (none without one, or when
+    /// it cannot be read: the command reports that when it resolves).
+    pub fn defaults(&self) -> pgpm::config::Defaults {
+        self.project().map(|p| p.defaults).unwrap_or_default()
+    }
+
     /// The project config around the current directory.
     pub fn project(&self) -> Result<Project> {
         let cwd = std::env::current_dir().map_err(Error::io("."))?;
@@ -302,29 +308,47 @@ pub fn connect(target: &Target, conn: Option<&str>) -> Result<(ConnInfo, postgre
 /// the locks on objects that the change's statements take.
 #[derive(Debug, Args)]
 pub struct LockArgs {
-    /// Seconds to wait for another pgpm run to release its lock on the database.
-    #[arg(long, value_name = "SECONDS", default_value_t = 60.0)]
-    pub lock_timeout: f64,
+    /// Seconds to wait for another pgpm run to release its lock on the
+    /// database [default: 60, or lock_timeout of pgpm.toml's [defaults]].
+    #[arg(long, value_name = "SECONDS")]
+    pub lock_timeout: Option<f64>,
     /// Seconds each statement may wait for a lock on a table, schema or
     /// function (PostgreSQL's lock_timeout): clients queue behind a waiting
-    /// statement, so it gives up soon, rolls back and runs again.
-    #[arg(long, value_name = "SECONDS", default_value_t = 1.0)]
-    pub object_lock_timeout: f64,
+    /// statement, so it gives up soon, rolls back and runs again [default:
+    /// 1, or object_lock_timeout of [defaults]].
+    #[arg(long, value_name = "SECONDS")]
+    pub object_lock_timeout: Option<f64>,
     /// How many times to run again after a statement waited too long,
-    /// pausing longer each time (250 ms, doubling).
-    #[arg(long, value_name = "N", default_value_t = 3)]
-    pub object_lock_retries: u32,
+    /// pausing longer each time (250 ms, doubling) [default: 3, or
+    /// object_lock_retries of [defaults]].
+    #[arg(long, value_name = "N")]
+    pub object_lock_retries: Option<u32>,
 }
 
 impl LockArgs {
-    pub fn timeout(&self) -> Duration {
-        Duration::from_secs_f64(self.lock_timeout.max(0.0))
+    /// The wait for pgpm's own lock: the flag, else the project's default.
+    pub fn timeout(&self, target: &Target) -> Duration {
+        let seconds = self
+            .lock_timeout
+            .or_else(|| target.defaults().lock_timeout)
+            .unwrap_or(pgpm::db::lock::DEFAULT_TIMEOUT.as_secs_f64());
+        Duration::from_secs_f64(seconds.max(0.0))
     }
 
-    pub fn object_locks(&self) -> ObjectLocks {
+    /// The object lock timeout and retries: the flags, else the project's
+    /// defaults, else pgpm's.
+    pub fn object_locks(&self, target: &Target) -> ObjectLocks {
+        let defaults = target.defaults();
+        let built_in = ObjectLocks::default();
         ObjectLocks {
-            timeout: Duration::from_secs_f64(self.object_lock_timeout.max(0.001)),
-            retries: self.object_lock_retries,
+            timeout: self
+                .object_lock_timeout
+                .or(defaults.object_lock_timeout)
+                .map_or(built_in.timeout, |s| Duration::from_secs_f64(s.max(0.001))),
+            retries: self
+                .object_lock_retries
+                .or(defaults.object_lock_retries)
+                .unwrap_or(built_in.retries),
         }
     }
 }

@@ -104,12 +104,23 @@ pub fn run(
                 Outcome::Failed(failed) => (Some(&failed.0), Some(&failed.1)),
                 Outcome::Skipped(_) => return,
             };
-            println!("== {name} ({})", set[run.index].info.describe());
+            // With a JSON summary, stdout holds nothing else.
+            let json = target.json_summary;
+            let header = format!("== {name} ({})", set[run.index].info.describe());
+            if json {
+                eprintln!("{header}");
+            } else {
+                println!("{header}");
+            }
             if let Some(Out {
                 buffer: Some((stdout, stderr)),
             }) = out
             {
-                print!("{stdout}");
+                if json {
+                    eprint!("{stdout}");
+                } else {
+                    print!("{stdout}");
+                }
                 eprint!("{stderr}");
             }
             if let Some(e) = error {

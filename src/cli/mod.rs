@@ -169,7 +169,7 @@ fn install(args: InstallArgs) -> Result<()> {
     let opts = InstallOptions {
         upgrade: args.upgrade,
         usage: args.usage,
-        lock_timeout: args.lock.timeout(),
+        lock_timeout: args.lock.timeout(&args.target),
     };
     fleet::run(&args.target, targets, None, |conn, out| {
         let mut client = args.target.open(conn)?;
@@ -216,7 +216,7 @@ fn adopt(args: &InstallArgs, conn: Option<&str>, path: Option<&std::path::Path>)
         workspace.as_ref(),
         &pgpm::ops::adopt::AdoptOptions {
             dry_run: args.dry_run,
-            lock_timeout: args.lock.timeout(),
+            lock_timeout: args.lock.timeout(&args.target),
         },
     )?;
     for warning in &report.warnings {
@@ -272,7 +272,11 @@ struct UninstallArgs {
 
 fn uninstall(args: UninstallArgs) -> Result<()> {
     let (_, mut client) = connect(&args.conn.target, args.conn.conn()?.as_deref())?;
-    match catalog::uninstall(&mut client, args.force, args.lock.timeout())? {
+    match catalog::uninstall(
+        &mut client,
+        args.force,
+        args.lock.timeout(&args.conn.target),
+    )? {
         UninstallOutcome::Removed => println!("removed the pgpm catalog"),
         UninstallOutcome::NotInstalled => {
             println!("pgpm is not installed in this database; nothing to do")
@@ -424,8 +428,8 @@ fn deploy(args: DeployArgs) -> Result<()> {
         vcs_link: args.vcs_link,
         issue_ref: args.issue_ref,
         issue_link: args.issue_link,
-        lock_timeout: args.lock.timeout(),
-        object_locks: args.lock.object_locks(),
+        lock_timeout: args.lock.timeout(&args.target),
+        object_locks: args.lock.object_locks(&args.target),
         plans: Some(Default::default()),
     };
     let targets = args.target.resolve(p.conn.as_deref())?;
@@ -583,7 +587,8 @@ fn migrate(args: MigrateArgs) -> Result<()> {
         let dir = p.path.unwrap_or_else(|| pgpm::migrate::DEFAULT_DIR.into());
         let patches = scan::scan(&dir)?;
         let (_, mut client) = connect(&target, p.conn.as_deref())?;
-        let recorded = migrate::baseline(&mut client, &dir, patches, version, lock.timeout())?;
+        let recorded =
+            migrate::baseline(&mut client, &dir, patches, version, lock.timeout(&target))?;
         for file in &recorded {
             println!("recorded {file} as applied (baseline; it did not run)");
         }
@@ -614,8 +619,8 @@ fn migrate(args: MigrateArgs) -> Result<()> {
             types: args.types,
         },
         dry_run: args.dry_run,
-        lock_timeout: args.lock.timeout(),
-        object_locks: args.lock.object_locks(),
+        lock_timeout: args.lock.timeout(&args.target),
+        object_locks: args.lock.object_locks(&args.target),
     };
     let targets = args.target.resolve(p.conn.as_deref())?;
     fleet::run(&args.target, targets, project.defaults.jobs, |conn, out| {
@@ -796,8 +801,8 @@ fn remove(args: RemoveArgs) -> Result<()> {
         old_rev: args.old_rev,
         force: args.force,
         dry_run: args.dry_run,
-        lock_timeout: args.lock.timeout(),
-        object_locks: args.lock.object_locks(),
+        lock_timeout: args.lock.timeout(&args.target),
+        object_locks: args.lock.object_locks(&args.target),
     };
     let targets = args.target.resolve(conn.as_deref())?;
     fleet::run(&args.target, targets, None, |conn, out| {
@@ -853,8 +858,8 @@ fn gc(args: GcArgs) -> Result<()> {
     let opts = pgpm::ops::gc::GcOptions {
         older_than: Duration::from_secs_f64(args.older_than.max(0.0)),
         dry_run: args.dry_run,
-        lock_timeout: args.lock.timeout(),
-        object_locks: args.lock.object_locks(),
+        lock_timeout: args.lock.timeout(&args.conn.target),
+        object_locks: args.lock.object_locks(&args.conn.target),
     };
     fleet::run(target, targets, None, |conn, out| {
         let mut client = target.open(conn)?;

@@ -147,10 +147,10 @@ impl GlobalConfig {
                 ));
             }
         }
+        let unique = text("unique_name").filter(|n| !n.is_empty());
         Ok(TargetDef {
-            name: text("unique_name")
-                .filter(|n| !n.is_empty())
-                .unwrap_or(dbname),
+            named: unique.is_some(),
+            name: unique.unwrap_or(dbname),
             environment: text("environment"),
             product: text("product"),
             source: self.file(),

@@ -106,6 +106,10 @@ pub struct TargetDef {
     pub product: Option<String>,
     /// Where it is defined: the file.
     pub source: PathBuf,
+    /// It has a name of its own (the ancestor's entries without a
+    /// `unique_name` are named after their database, and, as in the
+    /// ancestor, `--name` never selects them).
+    pub named: bool,
     /// The connection as written, `${VAR}`s replaced: a URI or
     /// keyword/value string, resolved with [`Project::conninfo`].
     conn: String,
@@ -289,6 +293,7 @@ impl Project {
                 environment,
                 product,
                 source: path.to_path_buf(),
+                named: true,
                 conn,
             };
             // Checked now, so a typo fails before anything connects.
@@ -399,7 +404,7 @@ impl Project {
                 .filter(|t| selection.product.is_none() || t.product == selection.product)
                 .filter(|t| {
                     selection.names.is_empty()
-                        || selection.names.contains(&t.name) != selection.except
+                        || (t.named && selection.names.contains(&t.name) != selection.except)
                 })
                 .filter(|t| !out.iter().any(|o: &&TargetDef| o.name == t.name))
                 .collect();
@@ -423,8 +428,10 @@ fn literal_password(raw: &str) -> bool {
         .strip_prefix("postgres://")
         .or_else(|| raw.strip_prefix("postgresql://"))
     else {
-        // keyword/value: password=...
+        // keyword/value: password=... (spaces around `=` allowed)
         return raw
+            .replace(" =", "=")
+            .replace("= ", "=")
             .split_whitespace()
             .any(|kv| kv.starts_with("password=") && !kv.contains("${"));
     };
@@ -432,6 +439,9 @@ fn literal_password(raw: &str) -> bool {
     let Some((userinfo, _)) = authority.rsplit_once('@') else {
         return rest.contains("password=") && !rest.contains("password=${");
     };
+    if rest.contains("password=") && !rest.contains("password=${") {
+        return true;
+    }
     match userinfo.split_once(':') {
         Some((_, password)) => !(password.starts_with("${") && password.ends_with('}')),
         None => false,
@@ -460,12 +470,24 @@ fn read_dotenv(path: &Path) -> Result<HashMap<String, String>> {
         }
         let line = line.strip_prefix("export ").unwrap_or(line);
         let Some((key, value)) = line.split_once('=') else {
+            // `export NAME` alone exports what the shell has: nothing here.
+            if line.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                continue;
+            }
             return Err(ConfigError::Invalid {
                 path: path.to_path_buf(),
                 message: format!("line {}: expected KEY=VALUE", n + 1),
             });
         };
         let value = value.trim();
+        // A comment after a quoted value: `PW="abc" # note`.
+        let value = match value.chars().next() {
+            Some(q @ ('"' | '\'')) => match value[1..].find(q) {
+                Some(end) => &value[..end + 2],
+                None => value,
+            },
+            _ => value,
+        };
         let value = match value.chars().next() {
             Some(q @ ('"' | '\'')) if value.len() >= 2 && value.ends_with(q) => {
                 value[1..value.len() - 1].to_string()

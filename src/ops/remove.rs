@@ -223,8 +223,8 @@ fn prepare(client: &mut impl GenericClient, opts: &RemoveOptions) -> Result<Remo
         "remove {} {} (schema {schema})",
         opts.package, opts.version
     )));
-    script.push(write::open_removal());
     script.push(Action::Sql(opts.object_locks.set_local()));
+    script.push(write::open_removal());
     if exists {
         script.push(Action::Sql(format!(
             "DROP SCHEMA {} CASCADE",

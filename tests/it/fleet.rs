@@ -78,8 +78,8 @@ fn a_rollout_to_twenty_databases_goes_past_a_broken_one_and_a_rerun_finishes_it(
         &["deploy", "--env", "test", "shop-1.0.0", "--json-summary"],
     );
     assert_eq!(code, 0, "{stdout}{stderr}");
-    let json_start = stdout.rfind("\n[").map(|i| i + 1).unwrap_or(0);
-    let summary: serde_json::Value = serde_json::from_str(&stdout[json_start..]).unwrap();
+    // stdout is the JSON and nothing else.
+    let summary: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     let rows = summary.as_array().unwrap();
     assert_eq!(rows.len(), 20);
     for row in rows {

@@ -651,3 +651,93 @@ fn a_revision_of_a_schema_name_at_the_length_limit_still_fits() {
         db.query_scalar(&format!("SELECT _pgpm.api_version('{name}', '^1')"));
     assert_eq!(current["schema"], format!("{cut}_r2"));
 }
+
+#[test]
+fn repointing_reads_the_pinned_path_as_identifiers() {
+    let db = TestDb::installed();
+    db.exec(
+        r#"CREATE SCHEMA "a,b"; CREATE SCHEMA "Billing"; CREATE SCHEMA billing_0;
+           CREATE FUNCTION billing_0.f() RETURNS int LANGUAGE sql
+               SET search_path = billing, "a,b", "Billing", pg_temp AS $$ SELECT 1 $$;"#,
+    );
+    // billing was renamed to billing_0.
+    let n: i32 = db.query_scalar("SELECT _pgpm.repoint_search_path('billing', 'billing_0', '{}')");
+    assert_eq!(n, 1);
+    let path: String = db.query_scalar(
+        "SELECT array_to_string(proconfig, ' ') FROM pg_proc WHERE oid = 'billing_0.f()'::regprocedure",
+    );
+    assert_eq!(path, r#"search_path=billing_0, "a,b", "Billing", pg_temp"#);
+    // "Billing" is another schema than billing: renaming it leaves billing_0.
+    let n: i32 =
+        db.query_scalar("SELECT _pgpm.repoint_search_path('Billing', 'Billing_0', '{billing_0}')");
+    assert_eq!(n, 1);
+    let path: String = db.query_scalar(
+        "SELECT array_to_string(proconfig, ' ') FROM pg_proc WHERE oid = 'billing_0.f()'::regprocedure",
+    );
+    assert_eq!(
+        path,
+        r#"search_path=billing_0, "a,b", "Billing_0", pg_temp"#
+    );
+}
+
+#[test]
+fn revisions_of_a_basic_package_across_versions_keep_distinct_numbers() {
+    let db = TestDb::installed();
+    let ws = tempfile::tempdir().unwrap();
+    let write = |version: &str, answer: i32| {
+        package(
+            ws.path(),
+            "core",
+            serde_json::json!({"name": "core", "version": version, "subclass": "basic", "functions_path": "f"}),
+            &[(
+                "f/v.sql",
+                &format!("CREATE FUNCTION v() RETURNS int LANGUAGE sql AS $$ SELECT {answer} $$;"),
+            )],
+        )
+    };
+    let dir = write("1.0.0", 1);
+    let (code, _, stderr) = deploy(&db, &dir, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    write("1.0.0", 2);
+    let (code, _, stderr) = deploy(&db, &dir, &["--mode", "moderate"]);
+    assert_eq!(code, 0, "{stderr}");
+    // A new version in revision mode supersedes the current schema, core.
+    write("1.1.0", 3);
+    let (code, stdout, stderr) = deploy(&db, &dir, &["--mode", "revision"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("deployed core 1.1.0 -> core_r1"),
+        "{stdout}"
+    );
+    write("1.2.0", 4);
+    let (code, stdout, stderr) = deploy(&db, &dir, &["--mode", "revision"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("deployed core 1.2.0 -> core_r2"),
+        "{stdout}"
+    );
+    let rows: String = db.query_scalar(
+        "SELECT string_agg(version || ':' || schema_name || ':' || coalesce(old_rev::text, 'current'), ' ' ORDER BY package_id)
+           FROM _pgpm.packages WHERE removed_at IS NULL",
+    );
+    assert_eq!(
+        rows,
+        "1.0.0:core_0:0 1.0.0:core:1 1.1.0:core_r1:0 1.2.0:core_r2:current"
+    );
+    // Each old revision is removed by its own number.
+    for (version, rev) in [("1.0.0", "0"), ("1.0.0", "1"), ("1.1.0", "0")] {
+        let (code, _, stderr) = output(
+            pgpm()
+                .args([
+                    "remove",
+                    &db.conn_string(),
+                    "core",
+                    version,
+                    "--old-rev",
+                    rev,
+                ])
+                .assert(),
+        );
+        assert_eq!(code, 0, "{version} {rev}: {stderr}");
+    }
+}

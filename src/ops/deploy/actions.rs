@@ -261,7 +261,13 @@ fn schema_actions(
             }
             Mode::Revision => {
                 let current = target.schema.as_deref().unwrap_or(schema);
-                let n = read::free_revision(client, name, &version, None)?;
+                // Numbered among the revisions of the package row it was
+                // (a basic package's new version supersedes another one's).
+                let (row_name, row_version) = match &target.package {
+                    Some(p) => (p.name.as_str(), p.version.clone()),
+                    None => (name.as_str(), version.clone()),
+                };
+                let n = read::free_revision(client, row_name, &row_version, None)?;
                 script.actions.extend(write::record_superseded(current, n));
                 report.warnings.push(format!(
                     "{label}: schema {current} stays as it is, as old revision {n}; new selections get {schema}, sessions on {current} keep it until they select again"

@@ -364,6 +364,12 @@ pub fn deploy(
     // most of what an unchanged workspace would otherwise cost, and
     // prepare() reports them as up to date without looking at their SQL.
     let skip = !opts.force && opts.files.is_empty();
+    // As read, before a revision's schema is chosen: what a retry checks.
+    let manifests: Vec<crate::package::manifest::Manifest> = workspace
+        .packages
+        .iter()
+        .map(|p| p.manifest.clone())
+        .collect();
     for package in &mut workspace.packages {
         let Some(target) = targets.get(&package.manifest.manifest_path) else {
             continue;
@@ -438,7 +444,7 @@ pub fn deploy(
         tx = catalog::begin_change(&mut locked)?;
         // Nothing pgpm manages can change meanwhile (the lock is held), but
         // schemas can be dropped by hand: the script must still be true.
-        let now = read::target_states(&mut tx, plan.packages.iter().map(|p| &p.manifest))?;
+        let now = read::target_states(&mut tx, &manifests)?;
         if read::deployed(&mut tx)? != deployed || !same_targets(&now, &targets) {
             return Err(DeployError::ChangedWhileWaiting);
         }
