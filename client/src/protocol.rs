@@ -81,13 +81,27 @@ pub struct DeployEvent {
 }
 
 impl DeployEvent {
-    /// Reads a notification's payload: a [`DeployPayload`] as JSON.
+    /// Reads a notification's payload: a [`DeployPayload`] as JSON, or on
+    /// a package channel the ancestor's `MAJOR_MINOR_PATCH` (which pgpm
+    /// sends there for the ancestor's `config.json` packages, whose
+    /// listeners expect it); the package is then the channel's.
     pub fn parse(channel: &str, payload: &str) -> Result<DeployEvent, ClientError> {
         let bad = |reason: String| ClientError::BadEvent {
             channel: channel.to_string(),
             payload: payload.to_string(),
             reason,
         };
+        if let Some(package) = channel.strip_prefix(CHANNEL_PREFIX)
+            && let Some(version) = ancestor_version(payload)
+        {
+            return Ok(DeployEvent {
+                channel: channel.to_string(),
+                package: package.to_string(),
+                version,
+                schema: None,
+                mode: None,
+            });
+        }
         let p: DeployPayload = serde_json::from_str(payload).map_err(|e| bad(e.to_string()))?;
         let version = Version::parse(&p.version).map_err(|e| bad(e.to_string()))?;
         Ok(DeployEvent {
@@ -103,6 +117,18 @@ impl DeployEvent {
         n: &postgres::Notification,
     ) -> Result<DeployEvent, ClientError> {
         DeployEvent::parse(n.channel(), n.payload())
+    }
+}
+
+/// The ancestor's payload, `1_9_0`.
+fn ancestor_version(payload: &str) -> Option<Version> {
+    let parts: Vec<u64> = payload
+        .split('_')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
+    match parts[..] {
+        [major, minor, patch] => Some(Version::new(major, minor, patch)),
+        _ => None,
     }
 }
 
@@ -134,6 +160,12 @@ mod tests {
         let event = DeployEvent::parse("pgpm_deploy", &payload.to_json()).unwrap();
         assert_eq!(event.version, Version::new(1, 4, 0));
         assert_eq!(event.schema.as_deref(), Some("billing_1_4_0"));
+        let ancestor = DeployEvent::parse("deployment_events$$billing", "1_9_0").unwrap();
+        assert_eq!(
+            (ancestor.package.as_str(), ancestor.version),
+            ("billing", Version::new(1, 9, 0))
+        );
+        assert!(DeployEvent::parse("pgpm_deploy", "1_9_0").is_err());
         assert!(matches!(
             DeployEvent::parse("pgpm_deploy", "{\"package\":\"x\"}"),
             Err(ClientError::BadEvent { .. })

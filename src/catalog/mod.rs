@@ -87,6 +87,11 @@ pub const STEPS: &[Step] = &[
         file: "schema/0011_repoint_quoted.sql",
         sql: include_str!("../../schema/0011_repoint_quoted.sql"),
     },
+    Step {
+        version: 12,
+        file: "schema/0012_ancestor_client_api.sql",
+        sql: include_str!("../../schema/0012_ancestor_client_api.sql"),
+    },
 ];
 
 /// The catalog version this binary installs and understands.

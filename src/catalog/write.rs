@@ -313,6 +313,27 @@ pub fn notify_deploy(payload: &pgpm_client::protocol::DeployPayload) -> Action {
     }
 }
 
+/// [`notify_deploy`] for a package of the ancestor's: its channel gets
+/// what the ancestor sent there, `MAJOR_MINOR_PATCH` (its listeners read
+/// that), and `pgpm_deploy` the JSON.
+pub fn notify_deploy_ancestor(
+    payload: &pgpm_client::protocol::DeployPayload,
+    version: &semver::Version,
+) -> Action {
+    Action::Bound {
+        sql: "SELECT pg_notify($1, $2), pg_notify($3, $4)",
+        params: vec![
+            Param::text(pgpm_client::DEPLOY_CHANNEL),
+            Param::text(payload.to_json()),
+            Param::text(pgpm_client::package_channel(&payload.package)),
+            Param::text(format!(
+                "{}_{}_{}",
+                version.major, version.minor, version.patch
+            )),
+        ],
+    }
+}
+
 /// A patch's numbers and file name, as the catalog keys it.
 #[derive(Debug, Clone, Copy)]
 pub struct PatchKey<'a> {

@@ -354,6 +354,9 @@ pub struct Manifest {
     /// Every non-hidden file of the folders is SQL, whatever its name (the
     /// ancestor's rule, for `config.json`); else only `*.sql`.
     pub every_file: bool,
+    /// Read from the ancestor's `config.json`: deployed as it deployed
+    /// (names, settings, the notification its listeners expect).
+    pub ancestor: bool,
     /// What reading the manifest found worth telling (ignored keys).
     pub warnings: Vec<String>,
 }
@@ -614,6 +617,7 @@ impl Fields<'_> {
             folders,
             schema,
             every_file: self.ancestor,
+            ancestor: self.ancestor,
             warnings: self.warnings,
         })
     }

@@ -402,3 +402,47 @@ fn a_database_the_ancestor_manages_is_adopted_with_its_history() {
         "{stderr}"
     );
 }
+
+#[test]
+fn the_ancestors_listeners_hear_its_payload_and_pgpm_clients_read_both() {
+    let db = TestDb::installed();
+    let ws = tempfile::tempdir().unwrap();
+    ancestor_workspace(ws.path());
+    let mut listener = db.connect();
+    listener
+        .batch_execute("LISTEN \"deployment_events$$billing\"; LISTEN pgpm_deploy;")
+        .unwrap();
+    let (code, _, stderr) = output(
+        pgpm()
+            .arg("deploy")
+            .arg(db.conn_string())
+            .arg(ws.path().join("billing"))
+            .assert(),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    listener.batch_execute("").unwrap();
+    use postgres::fallible_iterator::FallibleIterator;
+    let got: Vec<(String, String)> = listener
+        .notifications()
+        .iter()
+        .map(|n| Ok((n.channel().to_string(), n.payload().to_string())))
+        .collect()
+        .unwrap();
+    let on_package = got
+        .iter()
+        .find(|(c, _)| c == "deployment_events$$billing")
+        .expect("a notification on the package's channel");
+    assert_eq!(on_package.1, "1_9_0", "what the ancestor sent there");
+    let on_pgpm = got.iter().find(|(c, _)| c == "pgpm_deploy").unwrap();
+    assert!(
+        on_pgpm.1.contains("\"schema\":\"billing_01_09_00\""),
+        "{}",
+        on_pgpm.1
+    );
+    // pgpm-client reads both.
+    for (channel, payload) in &got {
+        let event = pgpm_client::DeployEvent::parse(channel, payload).unwrap();
+        assert_eq!(event.package, "billing");
+        assert_eq!(event.version.to_string(), "1.9.0");
+    }
+}

@@ -139,8 +139,33 @@ fn the_sql_function_returns_json_and_outlives_the_call() {
             "version": "1.4.2",
             "schema": "billing_1_4_2",
             "search_path": "billing_1_4_2, core_1_0_0, public",
+            // The ancestor's keys, which its clients read.
+            "pkg_id": json["pkg_id"],
+            "pkg_name": "billing",
+            "pkg_v_major": 1,
+            "pkg_v_minor": 4,
+            "pkg_v_patch": 2,
         })
     );
+    assert!(json["pkg_id"].is_i64());
+    // The ancestor's argument names, and its _find_schema.
+    let named: serde_json::Value = c
+        .query_one(
+            "SELECT _pgpm.set_search_path(p_schema_name => 'billing', p_v_req => '01_04_xx')",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(named["schema"], "billing_1_4_2");
+    let found: String = c
+        .query_one(
+            "SELECT (s).pkg_name || ' ' || (s).pkg_v_major || '_' || (s).pkg_v_minor || '_' || (s).pkg_v_patch
+               FROM _pgpm._find_schema('billing', 'x') AS s",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(found, "billing 1_4_2");
     // Session-level, so it holds in the next statements and transactions.
     assert_eq!(search_path(&mut c), "billing_1_4_2, core_1_0_0, public");
     let schemas: Vec<String> = c

@@ -65,14 +65,17 @@ pub(super) fn prepare_package(
     script.push(Action::Sql(opts.object_locks.set_local()));
     grant_actions(pkg, opts, script);
     catalog_actions(pkg, target, fresh_schema, only_files, opts, script);
-    script.push(write::notify_deploy(
-        &pgpm_client::protocol::DeployPayload {
-            package: pkg.manifest.name.clone(),
-            version: pkg.manifest.version.to_string(),
-            schema: pkg.schema.clone(),
-            mode: Some(mode.as_str().into()),
-        },
-    ));
+    let payload = pgpm_client::protocol::DeployPayload {
+        package: pkg.manifest.name.clone(),
+        version: pkg.manifest.version.to_string(),
+        schema: pkg.schema.clone(),
+        mode: Some(mode.as_str().into()),
+    };
+    script.push(if pkg.manifest.ancestor {
+        write::notify_deploy_ancestor(&payload, &pkg.manifest.version)
+    } else {
+        write::notify_deploy(&payload)
+    });
     Ok(kind)
 }
 
