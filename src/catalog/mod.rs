@@ -92,6 +92,11 @@ pub const STEPS: &[Step] = &[
         file: "schema/0012_ancestor_client_api.sql",
         sql: include_str!("../../schema/0012_ancestor_client_api.sql"),
     },
+    Step {
+        version: 13,
+        file: "schema/0013_accepted_patches.sql",
+        sql: include_str!("../../schema/0013_accepted_patches.sql"),
+    },
 ];
 
 /// The catalog version this binary installs and understands.

@@ -551,12 +551,34 @@ struct MigrateArgs {
     /// check them against the database; concurrent patches are skipped.
     #[arg(long)]
     dry_run: bool,
+    /// Apply pending patches numbered before the newest applied one (added
+    /// after a newer patch ran); without it they are refused.
+    #[arg(long)]
+    out_of_order: bool,
     #[command(flatten)]
     lock: LockArgs,
 }
 
 #[derive(Debug, Subcommand)]
 enum MigrateAction {
+    /// Record the new checksum of an applied patch that was edited, keeping
+    /// the old one and the reason in the catalog (Flyway's repair, done
+    /// auditably).
+    Accept {
+        /// The edited patch file.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Why the applied patch's file changed.
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+        #[command(flatten)]
+        target: Target,
+        /// A connection (as for -d/--db).
+        #[arg(value_name = "CONN")]
+        conn: Option<String>,
+        #[command(flatten)]
+        lock: LockArgs,
+    },
     /// Record every patch up to VERSION as applied without running it, for
     /// a database that already has what those patches create (Flyway's
     /// baseline). Refused when a later patch is applied already.
@@ -576,6 +598,42 @@ enum MigrateAction {
 }
 
 fn migrate(args: MigrateArgs) -> Result<()> {
+    if let Some(MigrateAction::Accept {
+        file,
+        reason,
+        target,
+        conn,
+        lock,
+    }) = &args.action
+    {
+        if reason.trim().is_empty() {
+            return Err(Error::Usage(
+                "--reason must say why the patch changed".into(),
+            ));
+        }
+        let dir = file
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."))
+            .to_path_buf();
+        let patches = scan::scan(&dir)?;
+        let (_, mut client) = connect(target, conn.as_deref())?;
+        let (name, old, new) = migrate::accept(
+            &mut client,
+            &dir,
+            patches,
+            file,
+            reason.trim(),
+            lock.timeout(target),
+        )?;
+        println!(
+            "accepted {name}: checksum {} is now {} ({})",
+            &old[..old.len().min(12)],
+            &new[..new.len().min(12)],
+            reason.trim()
+        );
+        return Ok(());
+    }
     if let Some(MigrateAction::Baseline {
         version,
         target,
@@ -617,6 +675,7 @@ fn migrate(args: MigrateArgs) -> Result<()> {
             all: args.all,
             one: args.one,
             types: args.types,
+            out_of_order: args.out_of_order,
         },
         dry_run: args.dry_run,
         lock_timeout: args.lock.timeout(&args.target),

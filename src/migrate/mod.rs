@@ -130,6 +130,20 @@ pub enum PatchError {
         #[source]
         source: postgres::Error,
     },
+    /// A pending patch is numbered below the newest applied one.
+    #[error(
+        "{file_name} is pending but numbered before {newest}, which is applied already: it was added after a newer patch ran; apply it anyway with --out-of-order, or renumber it after {newest}"
+    )]
+    OutOfOrder { file_name: String, newest: String },
+    /// `migrate accept` of a patch that is not applied.
+    #[error("{file_name} is not applied, so there is no checksum to accept: migrate applies it")]
+    AcceptNotApplied { file_name: String },
+    /// `migrate accept` of a patch whose file is as applied.
+    #[error("{file_name} is as it was applied (same checksum); nothing to accept")]
+    AcceptUnchanged { file_name: String },
+    /// `migrate accept` of a file that is not a patch of the directory.
+    #[error("{} is not a patch of {}", file.display(), dir.display())]
+    AcceptUnknown { file: PathBuf, dir: PathBuf },
     /// A statement of a `std` or `direct` patch waited longer than the lock
     /// timeout on every attempt; the group is not applied.
     #[error(transparent)]

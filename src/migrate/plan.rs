@@ -51,6 +51,9 @@ pub struct Selection {
     pub one: bool,
     /// The types that may be applied; empty means every type.
     pub types: Vec<PatchType>,
+    /// Apply pending patches numbered below the newest applied one
+    /// (Flyway's outOfOrder); without it they are refused.
+    pub out_of_order: bool,
 }
 
 impl Selection {
@@ -248,6 +251,16 @@ pub fn plan(
     let Some(first) = pending.first() else {
         return Ok(plan);
     };
+    if let Some(newest) = applied.iter().map(|a| a.id).max()
+        && first.id < newest
+        && !sel.out_of_order
+    {
+        let newest_file = recorded[&newest].file_name.clone();
+        return Err(PatchError::OutOfOrder {
+            file_name: first.file_name.clone(),
+            newest: newest_file,
+        });
+    }
     if !sel.allows(first.kind) {
         return Err(PatchError::TypeNotAllowed {
             file_name: first.file_name.clone(),

@@ -54,6 +54,7 @@ fn sel(all: bool, one: bool, types: &[PatchType]) -> Selection {
         all,
         one,
         types: types.to_vec(),
+        out_of_order: false,
     }
 }
 

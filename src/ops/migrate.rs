@@ -103,6 +103,67 @@ pub fn baseline(
     Ok(new.iter().map(|p| p.file_name.clone()).collect())
 }
 
+/// Records the checksum of the edited applied patch `file` (of `dir`,
+/// whose scan is `patches`) as its own, keeping the old checksum and
+/// `reason` in `_pgpm.accepted_patches`. Returns the file name and the old
+/// and new checksums.
+pub fn accept(
+    client: &mut Client,
+    dir: &std::path::Path,
+    patches: Vec<Patch>,
+    file: &std::path::Path,
+    reason: &str,
+    lock_timeout: Duration,
+) -> Result<(String, String, String), PatchError> {
+    let name = file.file_name().map(|n| n.to_string_lossy().into_owned());
+    let Some(patch) = patches
+        .into_iter()
+        .find(|p| Some(&p.file_name) == name.as_ref())
+    else {
+        return Err(PatchError::AcceptUnknown {
+            file: file.to_path_buf(),
+            dir: dir.to_path_buf(),
+        });
+    };
+    let mut locked = Locked::acquire(client, lock_timeout)?;
+    let mut tx = catalog::begin_change(&mut locked)?;
+    let applied = read::applied_patches(&mut tx)?;
+    let Some(row) = applied
+        .iter()
+        .find(|a| (a.major, a.minor, a.point) == (patch.id.major, patch.id.minor, patch.id.point))
+    else {
+        return Err(PatchError::AcceptNotApplied {
+            file_name: patch.file_name,
+        });
+    };
+    if row.checksum == patch.checksum {
+        return Err(PatchError::AcceptUnchanged {
+            file_name: patch.file_name,
+        });
+    }
+    let old = row.checksum.clone();
+    tx.execute(
+        "WITH a AS (
+            INSERT INTO _pgpm.accepted_patches (major, minor, point, file_name, old_checksum, new_checksum, reason)
+            VALUES ($1, $2, $3, $4, $5, $6, $7))
+         UPDATE _pgpm.migrations SET checksum = $6, file_name = $4
+          WHERE major = $1 AND minor = $2 AND point = $3",
+        &[
+            &patch.id.major,
+            &patch.id.minor,
+            &patch.id.point,
+            &patch.file_name,
+            &old,
+            &patch.checksum,
+            &reason,
+        ],
+    )
+    .map_err(QueryError::with("cannot record the accepted checksum"))?;
+    tx.commit()
+        .map_err(QueryError::with("cannot commit the accepted checksum"))?;
+    Ok((patch.file_name, old, patch.checksum))
+}
+
 /// What a migrate did: the plan it ran (its groups, what is left, and its
 /// warnings), and whether it was a dry run.
 #[derive(Debug, Clone)]

@@ -60,10 +60,41 @@ pub fn read(
     catalog::require_current(client)?;
     let server = read::server_state(client)?;
     let packages = read::package_statuses(client)?;
+    let mut patch_warnings = Vec::new();
     let pending_patches = match patch_dir.filter(|d| d.is_dir()) {
         Some(dir) => {
             let applied = read::applied_patches(client)?;
-            let pending = scan::scan(dir)?
+            let scanned = scan::scan(dir)?;
+            let newest = applied
+                .iter()
+                .map(|a| (a.major, a.minor, a.point))
+                .max()
+                .map(|n| {
+                    applied
+                        .iter()
+                        .find(|a| (a.major, a.minor, a.point) == n)
+                        .expect("there")
+                });
+            for p in &scanned {
+                let key = (p.id.major, p.id.minor, p.id.point);
+                match applied.iter().find(|a| (a.major, a.minor, a.point) == key) {
+                    Some(a) if a.checksum != p.checksum => patch_warnings.push(format!(
+                        "{} changed since it was applied at {}: migrate refuses to go on until it is restored, or accepted with `pgpm migrate accept {} --reason ...`",
+                        p.path.display(),
+                        a.applied_at,
+                        p.path.display()
+                    )),
+                    None if newest.is_some_and(|n| (n.major, n.minor, n.point) > key) => {
+                        patch_warnings.push(format!(
+                            "{} is pending but numbered before {}, which is applied: migrate applies it only with --out-of-order",
+                            p.file_name,
+                            newest.expect("checked").file_name
+                        ));
+                    }
+                    _ => {}
+                }
+            }
+            let pending = scanned
                 .into_iter()
                 .filter(|p| {
                     !applied.iter().any(|a| {
@@ -91,6 +122,7 @@ pub fn read(
             )
         })
         .collect();
+    warnings.extend(patch_warnings);
     let applied: Vec<Applied> = read::applied_patches(client)?
         .into_iter()
         .map(Applied::from)

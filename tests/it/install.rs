@@ -33,6 +33,7 @@ fn install_on_an_empty_database_creates_the_catalog() {
     assert_eq!(
         tables,
         [
+            "accepted_patches",
             "concurrent_progress",
             "deployment_packages",
             "deployments",

@@ -601,3 +601,108 @@ fn a_baseline_records_what_the_database_has_without_running_it() {
     let rows: i64 = db.query_scalar("SELECT count(*) FROM _pgpm.migrations");
     assert_eq!(rows, 3);
 }
+
+#[test]
+fn out_of_order_patches_are_refused_unless_asked_and_status_says_so() {
+    let db = crate::common::TestDb::installed();
+    let dir = tempfile::tempdir().unwrap();
+    let patch = |name: &str, sql: &str| std::fs::write(dir.path().join(name), sql).unwrap();
+    let run = |args: &[&str]| {
+        crate::common::output(
+            crate::common::pgpm()
+                .arg("migrate")
+                .arg(db.conn_string())
+                .arg(dir.path())
+                .args(args)
+                .assert(),
+        )
+    };
+    let status = || {
+        crate::common::output(
+            crate::common::pgpm()
+                .args(["status", &db.conn_string(), "--patches"])
+                .arg(dir.path())
+                .assert(),
+        )
+    };
+    patch("patch-1-0-0-std.sql", "CREATE TABLE a (id int);\n");
+    patch("patch-1-2-0-std.sql", "CREATE TABLE c (id int);\n");
+    let (code, _, stderr) = run(&["--all"]);
+    assert_eq!(code, 0, "{stderr}");
+    // A patch numbered between them arrives later (another branch).
+    patch("patch-1-1-0-std.sql", "CREATE TABLE b (id int);\n");
+    let (code, _, stderr) = run(&["--all"]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("patch-1-1-0-std.sql is pending but numbered before patch-1-2-0-std.sql, which is applied already"),
+        "{stderr}"
+    );
+    let (_, stdout, stderr) = status();
+    assert!(
+        format!("{stdout}{stderr}").contains("applies it only with --out-of-order"),
+        "{stdout}{stderr}"
+    );
+    let (code, stdout, stderr) = run(&["--all", "--out-of-order"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("applied patch-1-1-0-std.sql"), "{stdout}");
+}
+
+#[test]
+fn an_edited_applied_patch_is_accepted_with_a_reason_kept_in_the_catalog() {
+    let db = crate::common::TestDb::installed();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("patch-1-0-0-std.sql");
+    std::fs::write(&file, "CREATE TABLE a (id int);\n").unwrap();
+    let migrate = || {
+        crate::common::output(
+            crate::common::pgpm()
+                .arg("migrate")
+                .arg(db.conn_string())
+                .arg(dir.path())
+                .assert(),
+        )
+    };
+    let (code, _, stderr) = migrate();
+    assert_eq!(code, 0, "{stderr}");
+    std::fs::write(
+        &file,
+        "-- the table of accounts\nCREATE TABLE a (id int);\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = migrate();
+    assert_eq!(code, 1, "drift stops migrate");
+    assert!(stderr.contains("patch-1-0-0-std.sql"), "{stderr}");
+    let (_, stdout, stderr) = crate::common::output(
+        crate::common::pgpm()
+            .args(["status", &db.conn_string(), "--patches"])
+            .arg(dir.path())
+            .assert(),
+    );
+    assert!(
+        format!("{stdout}{stderr}").contains("changed since it was applied"),
+        "{stdout}{stderr}"
+    );
+    let accept = |reason: &str| {
+        crate::common::output(
+            crate::common::pgpm()
+                .args(["migrate", "accept"])
+                .arg(&file)
+                .args(["--reason", reason, &db.conn_string()])
+                .assert(),
+        )
+    };
+    let (code, stdout, stderr) = accept("a comment, no change to the schema");
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("accepted patch-1-0-0-std.sql"), "{stdout}");
+    let kept: String = db.query_scalar(
+        "SELECT reason || ' ' || (old_checksum <> new_checksum)::text FROM _pgpm.accepted_patches",
+    );
+    assert_eq!(kept, "a comment, no change to the schema true");
+    let (code, stdout, stderr) = migrate();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("nothing to apply"), "{stdout}");
+    // Accepting again has nothing to do.
+    let (code, _, stderr) = accept("again");
+    assert_eq!(code, 1);
+    assert!(stderr.contains("nothing to accept"), "{stderr}");
+}
