@@ -21,6 +21,7 @@ use crate::db::lock::LockError;
 use crate::migrate::PatchError;
 use crate::ops::adopt::AdoptError;
 use crate::ops::deploy::DeployError;
+use crate::ops::execute::ExecuteError;
 use crate::ops::remove::RemoveError;
 use crate::ops::sandbox::SandboxError;
 use crate::ops::status::StatusError;
@@ -70,6 +71,8 @@ pub enum Error {
     Remove(#[from] RemoveError),
     #[error(transparent)]
     Adopt(Box<AdoptError>),
+    #[error(transparent)]
+    Execute(#[from] ExecuteError),
     #[error(transparent)]
     Status(Box<StatusError>),
     #[error(transparent)]
@@ -163,6 +166,7 @@ impl Error {
             Error::Deploy(e) => e.is_user_error(),
             Error::Remove(e) => e.is_user_error(),
             Error::Adopt(e) => e.is_user_error(),
+            Error::Execute(e) => e.is_user_error(),
             Error::Status(e) => e.is_user_error(),
             Error::Sandbox(e) => e.is_user_error(),
             Error::Usage(_) | Error::Sql(_) | Error::Manifest(_) => true,

@@ -97,6 +97,11 @@ pub const STEPS: &[Step] = &[
         file: "schema/0013_accepted_patches.sql",
         sql: include_str!("../../schema/0013_accepted_patches.sql"),
     },
+    Step {
+        version: 14,
+        file: "schema/0014_lazr_history.sql",
+        sql: include_str!("../../schema/0014_lazr_history.sql"),
+    },
 ];
 
 /// The catalog version this binary installs and understands.

@@ -64,6 +64,9 @@ enum Command {
     /// Remove the old revisions (left by moderate and revision redeploys)
     /// that have been old for a while and that nothing uses.
     Gc(GcArgs),
+    /// Run a statement in autocommit, once or (--until-zero) again and again
+    /// until its first column is 0: batch jobs that work through a backlog.
+    Execute(ExecuteArgs),
     /// List the targets of pgpm.toml and ~/.pgpmconfig, or those a
     /// selection (--target, --env ...) names, with their connections
     /// (no passwords).
@@ -97,6 +100,7 @@ where
         Command::Remove(args) => remove(args),
         Command::Gc(args) => gc(args),
         Command::Targets(args) => targets(args),
+        Command::Execute(args) => execute(args),
         Command::Sandbox(args) => sandbox(args),
         Command::Plan(args) => plan(args),
         Command::Migrate(args) => migrate(args),
@@ -555,6 +559,11 @@ struct MigrateArgs {
     /// after a newer patch ran); without it they are refused.
     #[arg(long)]
     out_of_order: bool,
+    /// Record the patches lp-migrate (lazr.postgresql) applied, from its
+    /// lazrdatabaserevision table, as applied (with their files' checksums),
+    /// and apply nothing.
+    #[arg(long)]
+    adopt_lazr: bool,
     #[command(flatten)]
     lock: LockArgs,
 }
@@ -669,6 +678,26 @@ fn migrate(args: MigrateArgs) -> Result<()> {
         .unwrap_or_else(|| pgpm::migrate::DEFAULT_DIR.into());
     // The patches are read and checked before connecting.
     let patches = scan::scan(&dir)?;
+    if args.adopt_lazr {
+        let (_, mut client) = connect(&args.target, p.conn.as_deref())?;
+        let import = migrate::adopt_lazr(&mut client, &patches, args.lock.timeout(&args.target))?;
+        for file in &import.imported {
+            println!("recorded {file} as applied (imported from lp-migrate)");
+        }
+        for id in &import.missing {
+            eprintln!(
+                "warning: lp-migrate applied patch {id}, which has no file in {}: not imported",
+                dir.display()
+            );
+        }
+        if import.known > 0 {
+            println!("{} patch(es) were recorded already", import.known);
+        }
+        if import.imported.is_empty() && import.missing.is_empty() {
+            println!("nothing to import");
+        }
+        return Ok(());
+    }
     let opts = MigrateOptions {
         dir,
         selection: Selection {
@@ -953,6 +982,52 @@ fn gc(args: GcArgs) -> Result<()> {
             }
             .into(),
             packages: report.removed.len(),
+            ..Summary::default()
+        })
+    })?;
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+struct ExecuteArgs {
+    #[command(flatten)]
+    conn: ConnArgs,
+    /// The statement (its first column is read with --until-zero).
+    #[arg(long, value_name = "SQL")]
+    query: String,
+    /// Run again, each run committed on its own, until the first column of
+    /// the first row is 0 (or there is no row).
+    #[arg(long)]
+    until_zero: bool,
+    /// With --until-zero: give up (exit 1) after this many runs.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    max_runs: u64,
+    /// With --until-zero: seconds to pause between runs.
+    #[arg(long, value_name = "SECONDS", default_value_t = 0.0)]
+    pause: f64,
+}
+
+fn execute(args: ExecuteArgs) -> Result<()> {
+    let target = &args.conn.target;
+    let targets = target.resolve(args.conn.conn()?.as_deref())?;
+    let opts = pgpm::ops::execute::ExecuteOptions {
+        query: args.query.clone(),
+        until_zero: args.until_zero,
+        max_runs: args.max_runs.max(1),
+        pause: Duration::from_secs_f64(args.pause.max(0.0)),
+    };
+    fleet::run(target, targets, None, |conn, out| {
+        let mut client = target.open(conn)?;
+        let report = pgpm::ops::execute::execute(&mut client, &opts, &mut |e| {
+            if let Event::Section { note } = e {
+                out.line(note);
+            }
+        })?;
+        if opts.until_zero {
+            out.line(format!("done after {} run(s)", report.runs));
+        }
+        Ok(Summary {
+            outcome: "done".into(),
             ..Summary::default()
         })
     })?;

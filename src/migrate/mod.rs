@@ -130,6 +130,10 @@ pub enum PatchError {
         #[source]
         source: postgres::Error,
     },
+    #[error(
+        "this database has no lazrdatabaserevision table: it is not managed by lp-migrate (lazr.postgresql)"
+    )]
+    NoLazr,
     /// A pending patch is numbered below the newest applied one.
     #[error(
         "{file_name} is pending but numbered before {newest}, which is applied already: it was added after a newer patch ran; apply it anyway with --out-of-order, or renumber it after {newest}"

@@ -103,6 +103,100 @@ pub fn baseline(
     Ok(new.iter().map(|p| p.file_name.clone()).collect())
 }
 
+/// What `migrate --adopt-lazr` imported.
+#[derive(Debug, Clone, Default)]
+pub struct LazrImport {
+    /// The patches recorded as applied, by file name.
+    pub imported: Vec<String>,
+    /// lazr's rows with no file in the directory (not imported), as
+    /// `MAJOR-MINOR-POINT`.
+    pub missing: Vec<String>,
+    /// Already recorded by pgpm, left as they are.
+    pub known: usize,
+}
+
+/// Imports the patches lp-migrate (lazr.postgresql) applied, from its
+/// `lazrdatabaserevision` table, as applied patches: number, type and
+/// checksum of the file in `dir` (`patches` is its scan), lazr's times.
+/// lazr's own schema patch 0-0-0 is left out; a row without a file is
+/// reported, not imported.
+pub fn adopt_lazr(
+    client: &mut Client,
+    patches: &[Patch],
+    lock_timeout: Duration,
+) -> Result<LazrImport, PatchError> {
+    let mut locked = Locked::acquire(client, lock_timeout)?;
+    let mut tx = catalog::begin_change(&mut locked)?;
+    let table: Option<String> = tx
+        .query_opt(
+            "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c
+               JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE c.relname = 'lazrdatabaserevision' AND c.relkind = 'r'
+              ORDER BY n.nspname = 'public' DESC LIMIT 1",
+            &[],
+        )
+        .map_err(QueryError::with("cannot look for lazr's table"))?
+        .map(|r| r.get(0));
+    let Some(table) = table else {
+        return Err(PatchError::NoLazr);
+    };
+    let rows = tx
+        .query(
+            &format!(
+                "SELECT major, minor, patch,
+                        to_char(start_time, 'YYYY-MM-DD HH24:MI:SS.US'),
+                        to_char(coalesce(end_time, start_time), 'YYYY-MM-DD HH24:MI:SS.US')
+                   FROM {table} WHERE (major, minor, patch) <> (0, 0, 0) ORDER BY 1, 2, 3"
+            ),
+            &[],
+        )
+        .map_err(QueryError::with("cannot read lazr's applied patches"))?;
+    let applied = read::applied_patches(&mut tx)?;
+    let mut import = LazrImport::default();
+    for row in rows {
+        let (major, minor, point): (i32, i32, i32) = (row.get(0), row.get(1), row.get(2));
+        if applied
+            .iter()
+            .any(|a| (a.major, a.minor, a.point) == (major, minor, point))
+        {
+            import.known += 1;
+            continue;
+        }
+        let Some(patch) = patches
+            .iter()
+            .find(|p| (p.id.major, p.id.minor, p.id.point) == (major, minor, point))
+        else {
+            import.missing.push(format!("{major}-{minor}-{point}"));
+            continue;
+        };
+        let start: Option<String> = row.get(3);
+        let end: Option<String> = row.get(4);
+        tx.execute(
+            "INSERT INTO _pgpm.migrations
+                    (major, minor, point, type, file_name, checksum, started_at, finished_at, applied_by, how)
+             VALUES ($1, $2, $3, $4, $5, $6,
+                     coalesce(($7::text)::timestamp AT TIME ZONE 'UTC', now()),
+                     coalesce(($8::text)::timestamp AT TIME ZONE 'UTC', now()),
+                     'lp-migrate', 'lazr')",
+            &[
+                &major,
+                &minor,
+                &point,
+                &patch.kind.as_str(),
+                &patch.file_name,
+                &patch.checksum,
+                &start,
+                &end,
+            ],
+        )
+        .map_err(QueryError::with("cannot record an imported patch"))?;
+        import.imported.push(patch.file_name.clone());
+    }
+    tx.commit()
+        .map_err(QueryError::with("cannot commit the import"))?;
+    Ok(import)
+}
+
 /// Records the checksum of the edited applied patch `file` (of `dir`,
 /// whose scan is `patches`) as its own, keeping the old checksum and
 /// `reason` in `_pgpm.accepted_patches`. Returns the file name and the old

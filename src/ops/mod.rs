@@ -3,6 +3,7 @@
 
 pub mod adopt;
 pub mod deploy;
+pub mod execute;
 pub mod fleet;
 pub mod gc;
 pub mod migrate;

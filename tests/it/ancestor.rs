@@ -369,6 +369,17 @@ fn a_database_the_ancestor_manages_is_adopted_with_its_history() {
     let path: String =
         db.query_scalar("SELECT _pgpm.set_search_path('_audit', '>=1.0.0-rc1') ->> 'search_path'");
     assert_eq!(path, "_audit_01_00_00_rc1, billing_01_09_00, public");
+    // As the ancestor's clients call it: by its argument names, reading
+    // its keys.
+    let theirs: serde_json::Value = db.query_scalar(
+        "SELECT _pgpm.set_search_path(p_schema_name => 'billing', p_v_req => '01_09_xx')",
+    );
+    assert_eq!(theirs["pkg_name"], "billing");
+    assert_eq!(
+        (theirs["pkg_v_major"].as_i64(), theirs["pkg_v_minor"].as_i64(), theirs["pkg_v_patch"].as_i64()),
+        (Some(1), Some(9), Some(0))
+    );
+    assert_eq!(theirs["schema"], "billing_01_09_00");
     let history: String = db.query_scalar(
         "SELECT string_agg(d.vcs_ref || '/' || coalesce(d.issue_ref, '-') || '/' || p.schema_name, ' ' ORDER BY d.started_at)
            FROM _pgpm.deployments d

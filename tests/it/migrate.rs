@@ -706,3 +706,73 @@ fn an_edited_applied_patch_is_accepted_with_a_reason_kept_in_the_catalog() {
     assert_eq!(code, 1);
     assert!(stderr.contains("nothing to accept"), "{stderr}");
 }
+
+#[test]
+fn a_database_lp_migrate_manages_is_adopted_and_only_new_patches_run() {
+    let db = crate::common::TestDb::installed();
+    let dir = tempfile::tempdir().unwrap();
+    let patch = |name: &str, sql: &str| std::fs::write(dir.path().join(name), sql).unwrap();
+    patch("patch-1-0-0-std.sql", "CREATE TABLE a (id int);\n");
+    patch("patch-1-1-0-std.sql", "CREATE TABLE b (id int);\n");
+    // lp-migrate applied those two, the real one when installed.
+    let lazr = std::process::Command::new("python3")
+        .arg("-c")
+        .arg("import sys\nfrom lazr.postgresql.migrate import main\nsys.exit(main())")
+        .arg(db.conn_string())
+        .arg(dir.path())
+        .arg("--apply-all")
+        .output();
+    if !lazr.is_ok_and(|o| o.status.success()) {
+        db.exec(
+            "CREATE TABLE a (id int); CREATE TABLE b (id int);
+             CREATE TABLE lazrdatabaserevision (
+                 major integer NOT NULL, minor integer NOT NULL, patch integer NOT NULL,
+                 start_time timestamp DEFAULT (transaction_timestamp() AT TIME ZONE 'UTC'),
+                 end_time timestamp DEFAULT (statement_timestamp() AT TIME ZONE 'UTC'),
+                 branch_nick text, revno integer, revid text,
+                 PRIMARY KEY (major, minor, patch));
+             INSERT INTO lazrdatabaserevision (major, minor, patch) VALUES (0, 0, 0), (1, 0, 0), (1, 1, 0);",
+        );
+    }
+    // A row whose file is gone, and a new patch.
+    db.exec("INSERT INTO lazrdatabaserevision (major, minor, patch) VALUES (0, 9, 0)");
+    patch("patch-1-2-0-std.sql", "CREATE TABLE c (id int);\n");
+    let migrate = |args: &[&str]| {
+        crate::common::output(
+            crate::common::pgpm()
+                .arg("migrate")
+                .arg(db.conn_string())
+                .arg(dir.path())
+                .args(args)
+                .assert(),
+        )
+    };
+    let (code, stdout, stderr) = migrate(&["--adopt-lazr"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("recorded patch-1-0-0-std.sql as applied (imported from lp-migrate)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("recorded patch-1-1-0-std.sql"), "{stdout}");
+    assert!(
+        stderr.contains("lp-migrate applied patch 0-9-0, which has no file"),
+        "{stderr}"
+    );
+    let how: String = db.query_scalar(
+        "SELECT string_agg(file_name || ':' || how || ':' || applied_by, ' ' ORDER BY major, minor, point) FROM _pgpm.migrations",
+    );
+    assert_eq!(
+        how,
+        "patch-1-0-0-std.sql:lazr:lp-migrate patch-1-1-0-std.sql:lazr:lp-migrate"
+    );
+    let (code, stdout, stderr) = migrate(&["--all"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("applied patch-1-2-0-std.sql"), "{stdout}");
+    assert!(!stdout.contains("patch-1-0-0"), "{stdout}");
+    let (code, stdout, _) = migrate(&["--adopt-lazr"]);
+    assert_eq!(code, 0);
+    assert!(
+        stdout.contains("2 patch(es) were recorded already"),
+        "{stdout}"
+    );
+}

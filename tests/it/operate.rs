@@ -400,3 +400,34 @@ fn a_session_that_selected_a_version_hears_a_later_deploy() {
     let v: String = app.query_one("SELECT api_version()", &[]).unwrap().get(0);
     assert_eq!(v, "1.1.0");
 }
+
+#[test]
+fn execute_runs_a_batch_job_until_it_returns_zero() {
+    let db = crate::common::TestDb::installed();
+    db.exec(
+        "CREATE TABLE backlog AS SELECT g AS id FROM generate_series(1, 25) g;
+         CREATE FUNCTION purge(n int) RETURNS int LANGUAGE sql AS $$
+             WITH d AS (DELETE FROM backlog WHERE id IN (SELECT id FROM backlog ORDER BY id LIMIT n) RETURNING 1)
+             SELECT count(*)::int FROM d $$;",
+    );
+    let run = |args: &[&str]| {
+        crate::common::output(
+            crate::common::pgpm()
+                .args(["execute", &db.conn_string(), "--query", "SELECT purge(10)"])
+                .args(args)
+                .assert(),
+        )
+    };
+    let (code, stdout, stderr) = run(&["--until-zero", "--max-runs", "2"]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(stderr.contains("did not reach 0 in 2 runs"), "{stderr}");
+    let left: i64 = db.query_scalar("SELECT count(*) FROM backlog");
+    assert_eq!(left, 5, "each run committed on its own");
+    let (code, stdout, stderr) = run(&["--until-zero"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout, "run 1: 5\nrun 2: 0\ndone after 2 run(s)\n");
+    // Once, without --until-zero.
+    let (code, stdout, _) = run(&[]);
+    assert_eq!(code, 0);
+    assert_eq!(stdout, "run 1: 0\n");
+}
