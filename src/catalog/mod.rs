@@ -102,6 +102,11 @@ pub const STEPS: &[Step] = &[
         file: "schema/0014_lazr_history.sql",
         sql: include_str!("../../schema/0014_lazr_history.sql"),
     },
+    Step {
+        version: 15,
+        file: "schema/0015_ddl_log.sql",
+        sql: include_str!("../../schema/0015_ddl_log.sql"),
+    },
 ];
 
 /// The catalog version this binary installs and understands.
@@ -139,6 +144,10 @@ pub enum CatalogError {
         #[source]
         source: SemverError,
     },
+    #[error(
+        "the DDL log is an event trigger, which only a superuser may create or drop: run pgpm install --ddl-log as one"
+    )]
+    DdlLogNeedsSuperuser,
     #[error(transparent)]
     Lock(#[from] LockError),
     #[error(transparent)]
@@ -214,6 +223,8 @@ pub struct InstallOptions {
     /// Roles to grant read access to the catalog and EXECUTE on its functions.
     pub usage: Vec<String>,
     pub lock_timeout: Duration,
+    /// Turn the DDL log on (`Some(true)`) or off (`Some(false)`).
+    pub ddl_log: Option<bool>,
 }
 
 impl Default for InstallOptions {
@@ -222,6 +233,7 @@ impl Default for InstallOptions {
             upgrade: false,
             usage: Vec::new(),
             lock_timeout: crate::db::lock::DEFAULT_TIMEOUT,
+            ddl_log: None,
         }
     }
 }
@@ -294,6 +306,9 @@ pub fn install(client: &mut Client, opts: &InstallOptions) -> Result<InstallRepo
         }
     };
     grant_usage(&mut tx, &opts.usage)?;
+    if let Some(on) = opts.ddl_log {
+        ddl_log(&mut tx, on)?;
+    }
     tx.commit()
         .map_err(QueryError::with("cannot commit the catalog"))?;
     Ok(InstallReport {
@@ -315,6 +330,39 @@ fn apply_steps(tx: &mut postgres::Transaction<'_>, from: i32) -> Result<()> {
     // Functions are executable by PUBLIC by default; the catalog's are not.
     tx.batch_execute("REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA _pgpm FROM PUBLIC")
         .map_err(QueryError::with("cannot revoke EXECUTE from PUBLIC"))?;
+    Ok(())
+}
+
+/// The event triggers of the DDL log (catalog step 15).
+const DDL_TRIGGERS: [(&str, &str); 2] = [
+    ("pgpm_ddl_log", "ddl_command_end"),
+    ("pgpm_ddl_drop", "sql_drop"),
+];
+
+/// Turns the DDL log on or off. Event triggers need a superuser.
+fn ddl_log(tx: &mut postgres::Transaction<'_>, on: bool) -> Result<()> {
+    let superuser: bool = tx
+        .query_one(
+            "SELECT rolsuper FROM pg_roles WHERE rolname = current_user",
+            &[],
+        )
+        .map_err(QueryError::with("cannot read the role"))?
+        .get(0);
+    if !superuser {
+        return Err(CatalogError::DdlLogNeedsSuperuser);
+    }
+    for (name, event) in DDL_TRIGGERS {
+        let sql = if on {
+            format!(
+                "DROP EVENT TRIGGER IF EXISTS {name}; CREATE EVENT TRIGGER {name} ON {event} EXECUTE FUNCTION _pgpm.log_ddl()"
+            )
+        } else {
+            format!("DROP EVENT TRIGGER IF EXISTS {name}")
+        };
+        tx.batch_execute(&sql).map_err(QueryError::with(
+            "cannot change the DDL log's event triggers",
+        ))?;
+    }
     Ok(())
 }
 

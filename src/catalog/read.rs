@@ -65,6 +65,26 @@ pub fn roles_now(client: &mut impl GenericClient) -> Result<(String, String)> {
     Ok((row.get(0), row.get(1)))
 }
 
+/// DDL commands in the schemas of live packages that the DDL log recorded
+/// from outside pgpm after the package was deployed, newest first, at
+/// most `limit`, described.
+pub fn changes_outside_pgpm(client: &mut impl GenericClient, limit: i64) -> Result<Vec<String>> {
+    let rows = client
+        .query(
+            "SELECT format('%s %s in %s (%s %s, by %s%s at %s)', l.command_tag,
+                           coalesce(l.object_identity, '?'), l.schema_name, p.name, p.version,
+                           l.role_name, coalesce(' with ' || nullif(l.application_name, ''), ''),
+                           to_char(l.logged_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || ' UTC')
+               FROM _pgpm.ddl_log l
+               JOIN _pgpm.packages p ON p.schema_name = l.schema_name AND p.removed_at IS NULL
+              WHERE NOT l.by_pgpm AND l.logged_at > p.deployed_at
+              ORDER BY l.logged_at DESC LIMIT $1",
+            &[&limit],
+        )
+        .map_err(QueryError::with("cannot read the DDL log"))?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
 /// The session's backend process id.
 pub fn backend_pid(client: &mut impl GenericClient) -> Result<i32> {
     Ok(client

@@ -151,6 +151,13 @@ struct InstallArgs {
     /// With --adopt: print the SQL that would run and change nothing.
     #[arg(long, requires = "adopt")]
     dry_run: bool,
+    /// Log every DDL command into _pgpm.ddl_log (event triggers; needs a
+    /// superuser), so that status tells changes made outside pgpm.
+    #[arg(long, conflicts_with = "no_ddl_log")]
+    ddl_log: bool,
+    /// Turn the DDL log off (its entries stay).
+    #[arg(long)]
+    no_ddl_log: bool,
     /// Roles to grant read access to the catalog and EXECUTE on its functions.
     #[arg(long, value_name = "ROLE", num_args = 1..)]
     usage: Vec<String>,
@@ -172,8 +179,13 @@ fn install(args: InstallArgs) -> Result<()> {
     let targets = args.target.resolve(p.conn.as_deref())?;
     let opts = InstallOptions {
         upgrade: args.upgrade,
-        usage: args.usage,
+        usage: args.usage.clone(),
         lock_timeout: args.lock.timeout(&args.target),
+        ddl_log: match (args.ddl_log, args.no_ddl_log) {
+            (true, _) => Some(true),
+            (_, true) => Some(false),
+            _ => None,
+        },
     };
     fleet::run(&args.target, targets, None, |conn, out| {
         let mut client = args.target.open(conn)?;
@@ -201,6 +213,13 @@ fn install(args: InstallArgs) -> Result<()> {
                 "granted usage of the catalog to {}",
                 quote_ident(role)
             ));
+        }
+        match opts.ddl_log {
+            Some(true) => {
+                out.line("the DDL log is on: every DDL command is recorded in _pgpm.ddl_log")
+            }
+            Some(false) => out.line("the DDL log is off (its entries are kept)"),
+            None => {}
         }
         Ok(Summary {
             outcome: outcome.into(),

@@ -123,6 +123,11 @@ pub fn read(
         })
         .collect();
     warnings.extend(patch_warnings);
+    for change in read::changes_outside_pgpm(client, 20)? {
+        warnings.push(format!(
+            "changed outside pgpm: {change}; the deployed package no longer says what is there (redeploy it, or put the change in the package)"
+        ));
+    }
     let applied: Vec<Applied> = read::applied_patches(client)?
         .into_iter()
         .map(Applied::from)

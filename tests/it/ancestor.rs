@@ -376,7 +376,11 @@ fn a_database_the_ancestor_manages_is_adopted_with_its_history() {
     );
     assert_eq!(theirs["pkg_name"], "billing");
     assert_eq!(
-        (theirs["pkg_v_major"].as_i64(), theirs["pkg_v_minor"].as_i64(), theirs["pkg_v_patch"].as_i64()),
+        (
+            theirs["pkg_v_major"].as_i64(),
+            theirs["pkg_v_minor"].as_i64(),
+            theirs["pkg_v_patch"].as_i64()
+        ),
         (Some(1), Some(9), Some(0))
     );
     assert_eq!(theirs["schema"], "billing_01_09_00");

@@ -35,6 +35,7 @@ fn install_on_an_empty_database_creates_the_catalog() {
         [
             "accepted_patches",
             "concurrent_progress",
+            "ddl_log",
             "deployment_packages",
             "deployments",
             "meta",
@@ -541,4 +542,84 @@ fn sslmodes_verify_what_they_promise() {
         stderr.contains("TLS handshake") || stderr.contains("certificate"),
         "{stderr}"
     );
+}
+
+#[test]
+fn the_ddl_log_records_changes_outside_pgpm_and_never_blocks_the_catalog() {
+    let db = TestDb::installed();
+    let (code, stdout, stderr) = output(
+        pgpm()
+            .args(["install", &db.conn_string(), "--ddl-log"])
+            .assert(),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("the DDL log is on"), "{stdout}");
+    let ws = tempfile::tempdir().unwrap();
+    let dir = crate::common::shop(ws.path(), "1.0.0");
+    let (code, _, stderr) = output(
+        pgpm()
+            .arg("deploy")
+            .arg(db.conn_string())
+            .arg(&dir)
+            .assert(),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    // pgpm's own changes are logged as its, and the catalog's not at all.
+    let (pgpm_rows, catalog_rows): (i64, i64) = {
+        let mut c = db.connect();
+        let r = c
+            .query_one(
+                "SELECT count(*) FILTER (WHERE by_pgpm), count(*) FILTER (WHERE schema_name = '_pgpm')
+                   FROM _pgpm.ddl_log",
+                &[],
+            )
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert!(pgpm_rows > 0);
+    assert_eq!(catalog_rows, 0);
+    // A fix by hand, from psql.
+    let mut hand = db
+        .info
+        .clone()
+        .with("application_name", "psql")
+        .connect()
+        .unwrap();
+    hand.batch_execute(
+        "CREATE OR REPLACE FUNCTION shop_1_0_0.api_version() RETURNS text LANGUAGE sql AS $$ SELECT 'patched' $$",
+    )
+    .unwrap();
+    let (code, stdout, stderr) = output(pgpm().args(["status", &db.conn_string()]).assert());
+    assert_eq!(code, 0, "{stderr}");
+    let said = format!("{stdout}{stderr}");
+    assert!(
+        said.contains("changed outside pgpm: CREATE FUNCTION shop_1_0_0.api_version() in shop_1_0_0 (shop 1.0.0, by postgres with psql"),
+        "{said}"
+    );
+    // The log never stands in the way of renaming or dropping the catalog.
+    db.exec("ALTER SCHEMA _pgpm RENAME TO _pgpm_moved; CREATE TABLE public.t (id int); ALTER SCHEMA _pgpm_moved RENAME TO _pgpm;");
+    let (code, stdout, stderr) = output(
+        pgpm()
+            .args(["install", &db.conn_string(), "--no-ddl-log"])
+            .assert(),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("the DDL log is off"), "{stdout}");
+    let triggers: i64 = db.query_scalar("SELECT count(*) FROM pg_event_trigger");
+    assert_eq!(triggers, 0);
+    db.exec("DROP TABLE public.t");
+    let (code, _, stderr) = output(
+        pgpm()
+            .args(["install", &db.conn_string(), "--ddl-log"])
+            .assert(),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let (code, _, stderr) = output(
+        pgpm()
+            .args(["uninstall", &db.conn_string(), "--force"])
+            .assert(),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let triggers: i64 = db.query_scalar("SELECT count(*) FROM pg_event_trigger");
+    assert_eq!(triggers, 0, "dropped with the catalog");
 }
