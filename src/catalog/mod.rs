@@ -107,6 +107,11 @@ pub const STEPS: &[Step] = &[
         file: "schema/0015_ddl_log.sql",
         sql: include_str!("../../schema/0015_ddl_log.sql"),
     },
+    Step {
+        version: 16,
+        file: "schema/0016_fingerprints.sql",
+        sql: include_str!("../../schema/0016_fingerprints.sql"),
+    },
 ];
 
 /// The catalog version this binary installs and understands.

@@ -85,6 +85,22 @@ pub fn changes_outside_pgpm(client: &mut impl GenericClient, limit: i64) -> Resu
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
+/// Current package versions whose schema's definitions differ from the
+/// fingerprint their deploy recorded, as `(name version, schema)`.
+pub fn changed_schemas(client: &mut impl GenericClient) -> Result<Vec<(String, String)>> {
+    let rows = client
+        .query(
+            "SELECT p.name || ' ' || p.version, p.schema_name FROM _pgpm.packages p
+              WHERE p.old_rev IS NULL AND p.removed_at IS NULL AND p.fingerprint IS NOT NULL
+                AND to_regnamespace(p.schema_name) IS NOT NULL
+                AND p.fingerprint <> _pgpm.schema_fingerprint(p.schema_name)
+              ORDER BY 1",
+            &[],
+        )
+        .map_err(QueryError::with("cannot compare the package schemas"))?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
 /// The session's backend process id.
 pub fn backend_pid(client: &mut impl GenericClient) -> Result<i32> {
     Ok(client

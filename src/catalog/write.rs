@@ -142,6 +142,15 @@ pub fn record_superseded(schema: &str, n: i32) -> [Action; 2] {
     ]
 }
 
+/// Records the definitions the deploy leaves in `schema` (its package's
+/// fingerprint), for `status` to compare with later.
+pub fn record_fingerprint(schema: &str) -> Action {
+    Action::Bound {
+        sql: "UPDATE _pgpm.packages SET fingerprint = _pgpm.schema_fingerprint($1) WHERE schema_name = $1 AND removed_at IS NULL",
+        params: vec![Param::text(schema)],
+    }
+}
+
 /// Records that the package in `schema` was dropped with it.
 pub fn record_drop(schema: &str) -> [Action; 3] {
     [

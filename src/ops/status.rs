@@ -123,6 +123,11 @@ pub fn read(
         })
         .collect();
     warnings.extend(patch_warnings);
+    for (label, schema) in read::changed_schemas(client)? {
+        warnings.push(format!(
+            "{label}: schema {schema} is not as its deploy left it (definitions were changed, added or dropped since, by a patch or by hand); redeploy the package, or put the change in it"
+        ));
+    }
     for change in read::changes_outside_pgpm(client, 20)? {
         warnings.push(format!(
             "changed outside pgpm: {change}; the deployed package no longer says what is there (redeploy it, or put the change in the package)"

@@ -623,3 +623,58 @@ fn the_ddl_log_records_changes_outside_pgpm_and_never_blocks_the_catalog() {
     let triggers: i64 = db.query_scalar("SELECT count(*) FROM pg_event_trigger");
     assert_eq!(triggers, 0, "dropped with the catalog");
 }
+
+#[test]
+fn status_tells_a_schema_changed_since_its_deploy_without_the_ddl_log() {
+    let db = TestDb::installed();
+    let ws = tempfile::tempdir().unwrap();
+    let dir = crate::common::shop(ws.path(), "1.0.0");
+    let (code, _, stderr) = output(
+        pgpm()
+            .arg("deploy")
+            .arg(db.conn_string())
+            .arg(&dir)
+            .assert(),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let status = || {
+        let (code, stdout, stderr) = output(pgpm().args(["status", &db.conn_string()]).assert());
+        assert_eq!(code, 0, "{stderr}");
+        format!("{stdout}{stderr}")
+    };
+    assert!(
+        !status().contains("is not as its deploy left it"),
+        "{}",
+        status()
+    );
+    db.exec("ALTER TABLE shop_1_0_0.orders ADD COLUMN extra int");
+    assert!(
+        status().contains("shop 1.0.0: schema shop_1_0_0 is not as its deploy left it"),
+        "{}",
+        status()
+    );
+    db.exec("ALTER TABLE shop_1_0_0.orders DROP COLUMN extra");
+    assert!(
+        !status().contains("is not as its deploy left it"),
+        "dropped again: as deployed"
+    );
+    db.exec(
+        "CREATE OR REPLACE FUNCTION shop_1_0_0.api_version() RETURNS text LANGUAGE sql AS $$ SELECT 'patched' $$",
+    );
+    assert!(status().contains("is not as its deploy left it"));
+    // A redeploy records what it leaves.
+    let (code, _, stderr) = output(
+        pgpm()
+            .arg("deploy")
+            .arg(db.conn_string())
+            .arg(&dir)
+            .args(["--mode", "unsafe", "--force"])
+            .assert(),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        !status().contains("is not as its deploy left it"),
+        "{}",
+        status()
+    );
+}

@@ -65,6 +65,9 @@ pub(super) fn prepare_package(
     script.push(Action::Sql(opts.object_locks.set_local()));
     grant_actions(pkg, opts, script);
     catalog_actions(pkg, target, fresh_schema, only_files, opts, script);
+    if let Some(schema) = &pkg.schema {
+        script.push(write::record_fingerprint(schema));
+    }
     let payload = pgpm_client::protocol::DeployPayload {
         package: pkg.manifest.name.clone(),
         version: pkg.manifest.version.to_string(),
