@@ -3,8 +3,8 @@
 -- Without the DDL log (step 15), `status` can still tell that a package's
 -- schema was changed outside pgpm: each deploy records a fingerprint of
 -- the schema's definitions as it leaves them, and status compares it with
--- the schema as it is. Definitions only: routines (everything pg_proc
--- says but owner and privileges), relations with their columns and view
+-- the schema as it is. Definitions only: routines (name, arguments,
+-- result, body, settings, attributes), relations with their columns and view
 -- queries, types with their labels and attributes, constraints, triggers
 -- and indexes; not data, owners or grants.
 
@@ -16,7 +16,13 @@ CREATE FUNCTION _pgpm.schema_fingerprint(p_schema text) RETURNS text
 AS $fn$
     SELECT md5(coalesce(string_agg(d, E'\n' ORDER BY d COLLATE "C"), ''))
       FROM (
-        SELECT 'f ' || md5((to_jsonb(p) - ARRAY['oid', 'proowner', 'proacl', 'pronamespace'])::text)
+        SELECT 'f ' || concat_ws(' ', p.proname, p.proargtypes::text, p.prorettype::text,
+                                 p.prokind::text, p.provolatile::text, p.proisstrict::text,
+                                 p.prosecdef::text, p.proretset::text, p.proconfig::text,
+                                 p.proargnames::text, md5(p.prosrc),
+                                 pg_get_expr(p.proargdefaults, 0),
+                                 -- A SQL-standard body is not in prosrc.
+                                 CASE WHEN p.prosrc = '' THEN md5(pg_get_functiondef(p.oid)) END)
           FROM pg_proc p WHERE p.pronamespace = to_regnamespace(p_schema)
         UNION ALL
         SELECT 'r ' || c.relname || ' ' || c.relkind::text || ' '
