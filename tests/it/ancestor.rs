@@ -10,7 +10,8 @@ use crate::common::{TestDb, output, package, pgpm};
 /// Two ancestor packages with what the ancestor accepted and pgpm used to
 /// refuse: a key of its users' own, a name starting with `_`, a scope in
 /// capitals, a version with a pre-release, a one-number requirement, a
-/// folder outside the package and a file not named `*.sql`.
+/// folder outside the package, a file not named `*.sql`, plain strings
+/// with backslashes and a forward reference in a SQL function.
 fn ancestor_workspace(root: &Path) {
     let write = |path: &str, text: &str| {
         let path = root.join(path);
@@ -40,6 +41,12 @@ fn ancestor_workspace(root: &Path) {
     write(
         "billing/functions/answer.sql",
         "CREATE FUNCTION answer() RETURNS int LANGUAGE sql AS $$ SELECT helper() $$;",
+    );
+    // A forward reference: the view is created in a later phase, which the
+    // ancestor's check_function_bodies = off allows.
+    write(
+        "billing/functions/count_tabbed.sql",
+        "CREATE FUNCTION count_tabbed() RETURNS bigint LANGUAGE sql AS $$ SELECT count(*) FROM tabbed $$;",
     );
     write(
         "audit/config.json",
@@ -93,7 +100,7 @@ fn ancestor_packages_deploy_unchanged_as_the_ancestor_deployed_them() {
     let ours = objects(&db);
     assert_eq!(
         ours,
-        "_audit_01_00_00_rc1,billing_01_09_00 | _audit_01_00_00_rc1.seen(),billing_01_09_00.answer(),billing_01_09_00.helper() | CHECK ((VALUE ~ '^d{5}$'::text)) | true"
+        "_audit_01_00_00_rc1,billing_01_09_00 | _audit_01_00_00_rc1.seen(),billing_01_09_00.answer(),billing_01_09_00.count_tabbed(),billing_01_09_00.helper() | CHECK ((VALUE ~ '^d{5}$'::text)) | true"
     );
     // Clients find it under either spelling of the requirement.
     let chosen: serde_json::Value =
