@@ -101,6 +101,34 @@ pub fn changed_schemas(client: &mut impl GenericClient) -> Result<Vec<(String, S
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
+/// A routine, in `schema` or in a live package that depends on the package
+/// there, whose pinned `search_path` names `schema` and whose owner the
+/// current role is not a member of: `(routine, owner)`. A moderate rename
+/// must repoint it and could not.
+pub fn unowned_repoint(
+    client: &mut impl GenericClient,
+    schema: &str,
+) -> Result<Option<(String, String)>> {
+    let row = client
+        .query_opt(
+            "SELECT p.oid::regprocedure::text, pg_get_userbyid(p.proowner)::text
+               FROM pg_proc p CROSS JOIN LATERAL unnest(p.proconfig) AS c(setting)
+              WHERE p.pronamespace IN (
+                      SELECT oid FROM pg_namespace
+                       WHERE nspname = $1 OR nspname IN (
+                             SELECT d.schema_name FROM _pgpm.packages d
+                               JOIN _pgpm.package_dependencies pd ON pd.package_id = d.package_id
+                               JOIN _pgpm.packages t ON t.package_id = pd.dependency_id
+                              WHERE t.schema_name = $1 AND t.removed_at IS NULL AND d.removed_at IS NULL))
+                AND c.setting LIKE 'search_path=%' AND strpos(c.setting, $1) > 0
+                AND NOT pg_has_role(current_user, p.proowner, 'USAGE')
+              ORDER BY 1 LIMIT 1",
+            &[&schema],
+        )
+        .map_err(QueryError::with("cannot check the routines to repoint"))?;
+    Ok(row.map(|r| (r.get(0), r.get(1))))
+}
+
 /// The session's backend process id.
 pub fn backend_pid(client: &mut impl GenericClient) -> Result<i32> {
     Ok(client

@@ -138,12 +138,20 @@ impl Target {
                 redacted(conn)
             )));
         }
-        // The ancestor's sets only when the project does not have it all
-        // (a RESDB set queries a database).
+        // An environment's set is every target of it, in both files; a
+        // named target is read from the ancestor's only when the project
+        // lacks it (a RESDB set queries a database).
         let home = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".pgpmconfig"));
-        if self.global_config.is_some() || project.select(&selection).is_err() {
+        if self.global_config.is_some()
+            || selection.env.is_some()
+            || project.select(&selection).is_err()
+        {
             let global = GlobalConfig::read(home.as_deref(), self.global_config.as_deref())?;
-            project.add_global(&global)?;
+            for name in project.add_global(&global)? {
+                eprintln!(
+                    "warning: target {name} of the ancestor's config is shadowed by pgpm.toml's"
+                );
+            }
         }
         let mut out = Vec::new();
         for target in project.select(&selection)? {
@@ -165,7 +173,9 @@ impl Target {
         let mut project = self.project()?;
         let home = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".pgpmconfig"));
         let global = GlobalConfig::read(home.as_deref(), self.global_config.as_deref())?;
-        project.add_global(&global)?;
+        for name in project.add_global(&global)? {
+            eprintln!("warning: target {name} of the ancestor's config is shadowed by pgpm.toml's");
+        }
         let selection = self.selection();
         let chosen: Vec<&pgpm::config::TargetDef> =
             if selection.targets.is_empty() && selection.env.is_none() {

@@ -310,12 +310,23 @@ impl Project {
         Ok(())
     }
 
-    /// Adds the connection sets of the ancestor's global config.
-    pub fn add_global(&mut self, global: &GlobalConfig) -> Result<()> {
+    /// Adds the connection sets of the ancestor's global config. A target
+    /// named like one of `pgpm.toml` is left out (the project's wins);
+    /// returns the names left out so.
+    pub fn add_global(&mut self, global: &GlobalConfig) -> Result<Vec<String>> {
+        let mut shadowed = Vec::new();
         for def in global.targets()? {
+            if self
+                .targets
+                .iter()
+                .any(|t| t.name == def.name && t.source != def.source)
+            {
+                shadowed.push(def.name);
+                continue;
+            }
             self.targets.push(def);
         }
-        Ok(())
+        Ok(shadowed)
     }
 
     /// A variable as commands see it: the process environment, then `.env`.

@@ -741,3 +741,70 @@ fn revisions_of_a_basic_package_across_versions_keep_distinct_numbers() {
         assert_eq!(code, 0, "{version} {rev}: {stderr}");
     }
 }
+
+#[test]
+fn a_moderate_rename_that_could_not_repoint_a_dependents_routines_is_refused_up_front() {
+    let db = TestDb::new();
+    let owner = format!("{}_owner", db.name);
+    let team = format!("{}_team", db.name);
+    db.exec(&format!(
+        "CREATE ROLE {owner} LOGIN; CREATE ROLE {team};
+         GRANT {team} TO {owner};
+         ALTER DATABASE {} OWNER TO {owner};
+         ALTER SCHEMA public OWNER TO {owner};",
+        db.name
+    ));
+    let conn = db.info.clone().with("user", owner.clone()).to_string();
+    let run = |args: &[&str]| output(pgpm().args(args).assert());
+    let (code, _, stderr) = run(&["install", &conn]);
+    assert_eq!(code, 0, "{stderr}");
+    let ws = tempfile::tempdir().unwrap();
+    let lib = package(
+        ws.path(),
+        "lib",
+        serde_json::json!({"name": "lib", "version": "1.0.0", "subclass": "versioned", "functions_path": "f"}),
+        &[(
+            "f/rate.sql",
+            "CREATE FUNCTION rate() RETURNS int LANGUAGE sql AS $$ SELECT 7 $$;",
+        )],
+    );
+    let app = package(
+        ws.path(),
+        "app",
+        serde_json::json!({"name": "app", "version": "1.0.0", "subclass": "versioned",
+                           "functions_path": "f", "dependencies": {"lib": "^1"}}),
+        &[(
+            "f/price.sql",
+            "CREATE FUNCTION price() RETURNS int LANGUAGE plpgsql SET search_path FROM CURRENT
+               AS $$ BEGIN RETURN rate() * 2; END $$;",
+        )],
+    );
+    let (code, _, stderr) = run(&["deploy", &conn, lib.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    // Another team owns app; the deployer is no longer one of them.
+    let (code, _, stderr) = run(&["deploy", &conn, app.to_str().unwrap(), "--owner", &team]);
+    assert_eq!(code, 0, "{stderr}");
+    db.exec(&format!("REVOKE {team} FROM {owner}"));
+    std::fs::write(
+        lib.join("f/rate.sql"),
+        "CREATE FUNCTION rate() RETURNS int LANGUAGE sql AS $$ SELECT 8 $$;",
+    )
+    .unwrap();
+    let before: String = db.query_scalar(
+        "SELECT string_agg(nspname, ',' ORDER BY nspname) FROM pg_namespace WHERE nspname LIKE 'lib%'",
+    );
+    let (code, _, stderr) = run(&["deploy", &conn, lib.to_str().unwrap(), "--mode", "moderate"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("must repoint the pinned search_path of app_1_0_0.price()")
+            && stderr.contains("use --mode revision"),
+        "{stderr}"
+    );
+    let after: String = db.query_scalar(
+        "SELECT string_agg(nspname, ',' ORDER BY nspname) FROM pg_namespace WHERE nspname LIKE 'lib%'",
+    );
+    assert_eq!(after, before);
+    // Revision mode renames nothing, so it goes through.
+    let (code, _, stderr) = run(&["deploy", &conn, lib.to_str().unwrap(), "--mode", "revision"]);
+    assert_eq!(code, 0, "{stderr}");
+}

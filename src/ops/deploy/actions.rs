@@ -248,6 +248,13 @@ fn schema_actions(
         match mode {
             Mode::Safe | Mode::Overwrite => {}
             Mode::Moderate => {
+                if let Some((routine, owner)) = read::unowned_repoint(client, schema)? {
+                    return Err(DeployError::RepointNotOwner {
+                        schema: schema.clone(),
+                        routine,
+                        owner,
+                    });
+                }
                 let n = read::free_revision(client, name, &version, Some(schema))?;
                 let renamed = format!("{schema}_{n}");
                 script.push(Action::Sql(format!(

@@ -239,6 +239,14 @@ pub enum DeployError {
     UnknownSetting { manifest: PathBuf, name: String },
     /// A statement waited longer than the object lock timeout on every
     /// attempt.
+    #[error(
+        "renaming schema {schema} (--mode moderate) must repoint the pinned search_path of {routine}, which belongs to {owner}, and the deploying role is not a member of {owner}: nothing was changed (deploy as a member of {owner}, or use --mode revision, which renames nothing)"
+    )]
+    RepointNotOwner {
+        schema: String,
+        routine: String,
+        owner: String,
+    },
     #[error(transparent)]
     ObjectLocks(LockWaitError),
     #[error(
