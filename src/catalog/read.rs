@@ -129,14 +129,6 @@ pub fn unowned_repoint(
     Ok(row.map(|r| (r.get(0), r.get(1))))
 }
 
-/// The session's backend process id.
-pub fn backend_pid(client: &mut impl GenericClient) -> Result<i32> {
-    Ok(client
-        .query_one("SELECT pg_backend_pid()", &[])
-        .map_err(QueryError::with("cannot read the backend's pid"))?
-        .get(0))
-}
-
 /// The server's `server_version_num` (150004 for 15.4).
 pub fn server_version_num(client: &mut impl GenericClient) -> Result<i32> {
     Ok(client

@@ -12,6 +12,9 @@
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
+use postgres::GenericClient;
+use postgres::error::SqlState;
+
 use super::conninfo::ConnInfo;
 use crate::event::Event;
 
@@ -113,6 +116,11 @@ impl ObjectLocks {
     }
 }
 
+/// Whether a statement was cancelled by its `lock_timeout`.
+pub fn is_lock_timeout(err: &postgres::Error) -> bool {
+    err.code() == Some(&SqlState::LOCK_NOT_AVAILABLE)
+}
+
 /// The blockers as one line: `pid 1 (...); pid 2 (...)`.
 pub fn describe(blockers: &[Blocker]) -> String {
     blockers
@@ -162,10 +170,16 @@ pub struct BlockerWatch {
 const POLL: Duration = Duration::from_millis(100);
 
 impl BlockerWatch {
-    /// Starts watching backend `pid` from a new connection to `info`. When
-    /// no connection can be had (a full server, a pooler), nothing is
-    /// watched, and lock timeouts are reported without naming the blocker.
-    pub fn start(info: &ConnInfo, pid: i32) -> BlockerWatch {
+    /// Starts watching the backend of `session` from a new connection to
+    /// `info`. `None` when the session's pid cannot be read; when no second
+    /// connection can be had (a full server, a pooler), nothing is watched.
+    /// Either way lock timeouts are then reported without naming the
+    /// blocker.
+    pub fn start(info: &ConnInfo, session: &mut impl GenericClient) -> Option<BlockerWatch> {
+        let pid: i32 = session
+            .query_one("SELECT pg_backend_pid()", &[])
+            .ok()?
+            .get(0);
         let seen = Arc::new(Mutex::new(Vec::new()));
         let (stop, stopped) = mpsc::channel::<()>();
         let info = info.clone();
@@ -208,7 +222,7 @@ impl BlockerWatch {
                 }
             }
         });
-        BlockerWatch { seen, _stop: stop }
+        Some(BlockerWatch { seen, _stop: stop })
     }
 
     /// The sessions that blocked the backend when last seen blocked.

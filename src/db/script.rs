@@ -159,7 +159,7 @@ impl ScriptError {
     /// When a statement was cancelled by its `lock_timeout`: what waited
     /// (a package's file and position, or pgpm's own statement).
     pub fn lock_timed_out(&self) -> Option<String> {
-        let lock = |e: &postgres::Error| e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE);
+        let lock = super::blockers::is_lock_timeout;
         match self {
             ScriptError::Statement {
                 package,

@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use postgres::error::SqlState;
 use postgres::{Client, Transaction};
 
 use super::locate::{locate, statement_location};
@@ -15,7 +14,7 @@ use super::script::{MARK_COLUMN, mark_micros};
 use super::{ConcurrentFailure, PatchError};
 use crate::catalog::{read, write};
 use crate::db::QueryError;
-use crate::db::blockers::{BlockerWatch, ObjectLocks};
+use crate::db::blockers::{BlockerWatch, ObjectLocks, is_lock_timeout};
 use crate::db::conninfo::ConnInfo;
 use crate::db::lock::Locked;
 use crate::db::marks;
@@ -133,9 +132,7 @@ fn run_group_retrying(
         let mut tx = client.begin()?;
         tx.batch_execute(&locks.set_local())
             .map_err(QueryError::with("cannot set the lock timeout"))?;
-        let watch = read::backend_pid(&mut tx)
-            .ok()
-            .map(|pid| BlockerWatch::start(info, pid));
+        let watch = BlockerWatch::start(info, &mut tx);
         let waited = match run_group(&mut tx, group, marked) {
             Ok(took) => {
                 if crate::db::connect::interrupted() {
@@ -147,7 +144,7 @@ fn run_group_retrying(
             }
             Err(PatchError::Failed {
                 location, source, ..
-            }) if source.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => location
+            }) if is_lock_timeout(&source) => location
                 .map(|l| format!("the statement at {l}"))
                 .unwrap_or_else(|| format!("patch {}", group.steps[0].patch.file_name)),
             Err(e) => return Err(e),

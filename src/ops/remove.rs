@@ -146,10 +146,7 @@ pub fn remove(
                 .map_err(QueryError::with("cannot roll back"))?;
             return Ok(report);
         }
-        let watch = probe.and_then(|info| {
-            let pid = read::backend_pid(&mut tx).ok()?;
-            Some(BlockerWatch::start(info, pid))
-        });
+        let watch = probe.and_then(|info| BlockerWatch::start(info, &mut tx));
         let waited = match script::execute(&mut tx, &report.script, on) {
             Ok(()) => {
                 if crate::db::connect::interrupted() {

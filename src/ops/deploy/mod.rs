@@ -237,8 +237,7 @@ pub enum DeployError {
         manifest.display()
     )]
     UnknownSetting { manifest: PathBuf, name: String },
-    /// A statement waited longer than the object lock timeout on every
-    /// attempt.
+    /// A moderate rename could not repoint a routine of another owner.
     #[error(
         "renaming schema {schema} (--mode moderate) must repoint the pinned search_path of {routine}, which belongs to {owner}, and the deploying role is not a member of {owner}: nothing was changed (deploy as a member of {owner}, or use --mode revision, which renames nothing)"
     )]
@@ -247,6 +246,8 @@ pub enum DeployError {
         routine: String,
         owner: String,
     },
+    /// A statement waited longer than the object lock timeout on every
+    /// attempt.
     #[error(transparent)]
     ObjectLocks(LockWaitError),
     #[error(
@@ -372,6 +373,12 @@ pub fn deploy(
     // most of what an unchanged workspace would otherwise cost, and
     // prepare() reports them as up to date without looking at their SQL.
     let skip = !opts.force && opts.files.is_empty();
+    let parse = |p: &crate::package::workspace::Package| {
+        !skip
+            || !targets
+                .get(&p.manifest.manifest_path)
+                .is_some_and(|t| t.holds(&p.manifest, &p.checksum))
+    };
     // As read, before a revision's schema is chosen: what a retry checks.
     let manifests: Vec<crate::package::manifest::Manifest> = workspace
         .packages
@@ -382,7 +389,7 @@ pub fn deploy(
         let Some(target) = targets.get(&package.manifest.manifest_path) else {
             continue;
         };
-        let changed = !skip || !target.holds(&package.manifest, &package.checksum);
+        let changed = parse(package);
         let schema = match (&target.schema, package.manifest.schema()) {
             (Some(_), Some(own))
                 if opts.mode == Mode::Revision
@@ -397,12 +404,6 @@ pub fn deploy(
         };
         package.manifest.deploy_into(schema);
     }
-    let parse = |p: &crate::package::workspace::Package| {
-        !skip
-            || !targets
-                .get(&p.manifest.manifest_path)
-                .is_some_and(|t| t.holds(&p.manifest, &p.checksum))
-    };
     let plan = match &opts.plans {
         Some(cache) => {
             let key = PlanKey {
@@ -432,10 +433,7 @@ pub fn deploy(
     }
     let mut attempt = 0;
     loop {
-        let watch = probe.and_then(|info| {
-            let pid = read::backend_pid(&mut tx).ok()?;
-            Some(BlockerWatch::start(info, pid))
-        });
+        let watch = probe.and_then(|info| BlockerWatch::start(info, &mut tx));
         let waited = match run(tx, &report.script, on) {
             Err(DeployError::Script(e)) => match e.lock_timed_out() {
                 Some(waiting) => waiting,
