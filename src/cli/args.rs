@@ -75,6 +75,9 @@ pub struct Target {
     /// SECONDS [default: 60] (containers that start the database alongside).
     #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "60")]
     pub wait: Option<f64>,
+    /// The project config, read once per command.
+    #[arg(skip)]
+    project: std::sync::OnceLock<Box<Project>>,
 }
 
 /// A target as `pgpm targets` lists it.
@@ -106,19 +109,26 @@ impl Target {
     /// The `[defaults]` of the project's config (none without one, or when
     /// it cannot be read: the command reports that when it resolves).
     pub fn defaults(&self) -> pgpm::config::Defaults {
-        self.project().map(|p| p.defaults).unwrap_or_default()
+        self.project()
+            .map(|p| p.defaults.clone())
+            .unwrap_or_default()
     }
 
-    /// The project config around the current directory.
-    pub fn project(&self) -> Result<Project> {
+    /// The project config around the current directory, read (and
+    /// `pgpm.toml` and `.env` found) on first use only.
+    pub fn project(&self) -> Result<&Project> {
+        if let Some(project) = self.project.get() {
+            return Ok(project);
+        }
         let cwd = std::env::current_dir().map_err(Error::io("."))?;
-        Ok(Project::discover(&cwd, self.config.as_deref())?)
+        let project = Project::discover(&cwd, self.config.as_deref())?;
+        Ok(self.project.get_or_init(|| Box::new(project)))
     }
 
     /// Resolves what the command runs against, given the connection of
     /// the positionals (or -d).
     pub fn resolve(&self, conn: Option<&str>) -> Result<Targets> {
-        let mut project = self.project()?;
+        let mut project = self.project()?.clone();
         let selection = self.selection();
         if selection.targets.is_empty() && selection.env.is_none() {
             let info = project.default_conninfo(conn)?;
@@ -170,7 +180,7 @@ impl Target {
     /// The targets the selection names (every target without one), for
     /// `pgpm targets`.
     pub fn list(&self) -> Result<Vec<Listed>> {
-        let mut project = self.project()?;
+        let mut project = self.project()?.clone();
         let home = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".pgpmconfig"));
         let global = GlobalConfig::read(home.as_deref(), self.global_config.as_deref())?;
         for name in project.add_global(&global)? {

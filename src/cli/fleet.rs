@@ -70,7 +70,8 @@ pub struct Summary {
     pub behind: bool,
 }
 
-/// Runs `work` against what `targets` resolves to. One target: its lines
+/// Runs `work` against what `targets` resolves to, on a connection opened
+/// for each (with `--wait` as asked). One target: its lines
 /// as they come, its error as the command's. A set: every target (see
 /// [`pgpm::ops::fleet::run`]), a block of lines per target, a summary; an
 /// error naming the targets that failed. Returns every target's summary.
@@ -78,8 +79,12 @@ pub fn run(
     target: &Target,
     targets: Targets,
     project_jobs: Option<usize>,
-    work: impl Fn(&Connection, &mut Out) -> Result<Summary> + Sync,
+    work: impl Fn(&Connection, &mut postgres::Client, &mut Out) -> Result<Summary> + Sync,
 ) -> Result<Vec<Summary>> {
+    let work = |conn: &Connection, out: &mut Out| -> Result<Summary> {
+        let mut client = target.open(conn)?;
+        work(conn, &mut client, out)
+    };
     let set = match targets {
         Targets::One(conn) => return Ok(vec![work(&conn, &mut Out::live())?]),
         Targets::Set(set) => set,

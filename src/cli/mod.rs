@@ -187,9 +187,8 @@ fn install(args: InstallArgs) -> Result<()> {
             _ => None,
         },
     };
-    fleet::run(&args.target, targets, None, |conn, out| {
-        let mut client = args.target.open(conn)?;
-        let report = catalog::install(&mut client, &opts)?;
+    fleet::run(&args.target, targets, None, |_, client, out| {
+        let report = catalog::install(client, &opts)?;
         let outcome = match report.outcome {
             InstallOutcome::Installed { version } => {
                 out.line(format!("installed the pgpm catalog (version {version})"));
@@ -456,10 +455,9 @@ fn deploy(args: DeployArgs) -> Result<()> {
         plans: Some(Default::default()),
     };
     let targets = args.target.resolve(p.conn.as_deref())?;
-    fleet::run(&args.target, targets, defaults.jobs, |conn, out| {
-        let mut client = args.target.open(conn)?;
+    fleet::run(&args.target, targets, defaults.jobs, |conn, client, out| {
         let report = deploy::deploy(
-            &mut client,
+            client,
             Some(&conn.info),
             workspace.clone(),
             &opts,
@@ -730,16 +728,19 @@ fn migrate(args: MigrateArgs) -> Result<()> {
         object_locks: args.lock.object_locks(&args.target),
     };
     let targets = args.target.resolve(p.conn.as_deref())?;
-    fleet::run(&args.target, targets, project.defaults.jobs, |conn, out| {
-        let mut client = args.target.open(conn)?;
-        let mut applied = 0;
-        let report = migrate::migrate(
-            &mut client,
-            &conn.info,
-            patches.clone(),
-            &opts,
-            &mut |event| {
-                match event {
+    fleet::run(
+        &args.target,
+        targets,
+        project.defaults.jobs,
+        |conn, client, out| {
+            let mut applied = 0;
+            let report = migrate::migrate(
+                client,
+                &conn.info,
+                patches.clone(),
+                &opts,
+                &mut |event| {
+                    match event {
                 Event::PatchApplied { file_name, took } => {
                     applied += 1;
                     out.line(format!("applied {file_name} ({})", took_str(took)))
@@ -754,43 +755,44 @@ fn migrate(args: MigrateArgs) -> Result<()> {
                 Event::Warning { message } => out.err(format!("warning: {message}")),
                 other => print_lock_retry(out, other),
             }
-            },
-        )?;
-        let plan = &report.plan;
-        if plan.is_empty() {
-            out.line("nothing to apply");
-        }
-        if let Some((file, kind)) = &plan.held_back {
-            out.line(format!(
-                "stopped before {file}: --type does not select {kind} patches ({} pending)",
-                plan.remaining
-            ));
-        } else if plan.remaining > 0 {
-            out.line(format!(
-                "{} more patch(es) pending: run again for the next group, or use --all",
-                plan.remaining
-            ));
-        }
-        if let Some(stop) = &report.stopped {
-            out.line(format!(
+                },
+            )?;
+            let plan = &report.plan;
+            if plan.is_empty() {
+                out.line("nothing to apply");
+            }
+            if let Some((file, kind)) = &plan.held_back {
+                out.line(format!(
+                    "stopped before {file}: --type does not select {kind} patches ({} pending)",
+                    plan.remaining
+                ));
+            } else if plan.remaining > 0 {
+                out.line(format!(
+                    "{} more patch(es) pending: run again for the next group, or use --all",
+                    plan.remaining
+                ));
+            }
+            if let Some(stop) = &report.stopped {
+                out.line(format!(
                 "dry run stopped before {}: it may need what {} creates, and concurrent patches do not run in a dry run",
                 stop.before, stop.concurrent
             ));
-        }
-        if report.dry_run && !plan.is_empty() {
-            out.line("dry run: rolled back, nothing was applied");
-        }
-        Ok(Summary {
-            outcome: match (applied, report.dry_run, plan.is_empty()) {
-                (_, true, false) => "checked",
-                (0, _, _) => "up to date",
-                _ => "applied",
             }
-            .into(),
-            patches: applied,
-            ..Summary::default()
-        })
-    })?;
+            if report.dry_run && !plan.is_empty() {
+                out.line("dry run: rolled back, nothing was applied");
+            }
+            Ok(Summary {
+                outcome: match (applied, report.dry_run, plan.is_empty()) {
+                    (_, true, false) => "checked",
+                    (0, _, _) => "up to date",
+                    _ => "applied",
+                }
+                .into(),
+                patches: applied,
+                ..Summary::default()
+            })
+        },
+    )?;
     Ok(())
 }
 
@@ -827,9 +829,8 @@ fn status(args: StatusArgs) -> Result<Exit> {
     let targets = target.resolve(args.conn.conn()?.as_deref())?;
     // With a workspace, the packages are compared with what is deployed.
     let workspace = args.packages.as_deref().map(Workspace::load).transpose()?;
-    let summaries = fleet::run(target, targets, None, |conn, out| {
-        let mut client = target.open(conn)?;
-        let status = status::read(&mut client, Some(&args.patches))?;
+    let summaries = fleet::run(target, targets, None, |_, client, out| {
+        let status = status::read(client, Some(&args.patches))?;
         if args.json {
             let json = serde_json::to_string_pretty(&render::status_json(&status)).expect("JSON");
             out.line(json);
@@ -838,7 +839,7 @@ fn status(args: StatusArgs) -> Result<Exit> {
         }
         let pending = status.pending_patches();
         let differing = match &workspace {
-            Some(ws) => status::differing(&mut client, ws)?,
+            Some(ws) => status::differing(client, ws)?,
             None => Vec::new(),
         };
         for label in &differing {
@@ -912,9 +913,8 @@ fn remove(args: RemoveArgs) -> Result<()> {
         object_locks: args.lock.object_locks(&args.target),
     };
     let targets = args.target.resolve(conn.as_deref())?;
-    fleet::run(&args.target, targets, None, |conn, out| {
-        let mut client = args.target.open(conn)?;
-        let report = remove::remove(&mut client, Some(&conn.info), &opts, &mut |e| {
+    fleet::run(&args.target, targets, None, |conn, client, out| {
+        let report = remove::remove(client, Some(&conn.info), &opts, &mut |e| {
             print_lock_retry(out, e)
         })?;
         for warning in &report.warnings {
@@ -968,9 +968,8 @@ fn gc(args: GcArgs) -> Result<()> {
         lock_timeout: args.lock.timeout(&args.conn.target),
         object_locks: args.lock.object_locks(&args.conn.target),
     };
-    fleet::run(target, targets, None, |conn, out| {
-        let mut client = target.open(conn)?;
-        let report = pgpm::ops::gc::gc(&mut client, Some(&conn.info), &opts, &mut |e| {
+    fleet::run(target, targets, None, |conn, client, out| {
+        let report = pgpm::ops::gc::gc(client, Some(&conn.info), &opts, &mut |e| {
             print_lock_retry(out, e)
         })?;
         let verb = if report.dry_run {
@@ -1035,9 +1034,8 @@ fn execute(args: ExecuteArgs) -> Result<()> {
         max_runs: args.max_runs.max(1),
         pause: Duration::from_secs_f64(args.pause.max(0.0)),
     };
-    fleet::run(target, targets, None, |conn, out| {
-        let mut client = target.open(conn)?;
-        let report = pgpm::ops::execute::execute(&mut client, &opts, &mut |e| {
+    fleet::run(target, targets, None, |_, client, out| {
+        let report = pgpm::ops::execute::execute(client, &opts, &mut |e| {
             if let Event::Section { note } = e {
                 out.line(note);
             }
