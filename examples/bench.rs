@@ -90,6 +90,18 @@ struct Args {
     keep: Option<PathBuf>,
 }
 
+impl Args {
+    /// The deploy workspace the flags ask for (the deploy and fleet benchmarks).
+    fn deploy_size(&self) -> DeploySize {
+        DeploySize {
+            functions: self.functions,
+            types: self.types,
+            views: self.views,
+            files: self.files.max(2),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Section {
     Deploy,
@@ -277,12 +289,7 @@ fn deploy_bench(bench: &Bench, db: &tools::Databases, report: &mut Report) -> Re
         work,
     } = *bench;
     let Report { rows, noops, notes } = report;
-    let size = DeploySize {
-        functions: args.functions,
-        types: args.types,
-        views: args.views,
-        files: args.files.max(2),
-    };
+    let size = args.deploy_size();
     let package = work.join("deploy").join("bench");
     let floor_sql = work.join("deploy").join("floor.sql");
     std::fs::create_dir_all(work.join("deploy")).map_err(|e| e.to_string())?;
@@ -655,12 +662,7 @@ fn fleet_bench(bench: &Bench, db: &tools::Databases, report: &mut Report) -> Res
         tools,
         work,
     } = *bench;
-    let size = DeploySize {
-        functions: args.functions,
-        types: args.types,
-        views: args.views,
-        files: args.files.max(2),
-    };
+    let size = args.deploy_size();
     let dir = work.join("fleet");
     let package = dir.join("bench");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
