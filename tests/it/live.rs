@@ -62,12 +62,11 @@ fn a_moderate_redeploy_leaves_the_renamed_revision_working() {
     assert!(pinned.contains("billing_1_4_0_0"), "{pinned}");
 }
 
-#[test]
-fn dependents_of_a_renamed_revision_keep_working_with_it() {
-    let db = TestDb::installed();
-    let ws = tempfile::tempdir().unwrap();
+/// `lib` 1.0.0 (`rate()` is 7) and `app` 1.0.0, whose `price()` pins the
+/// search_path it was deployed with and calls `rate()`.
+fn lib_and_app(root: &Path) -> (PathBuf, PathBuf) {
     let lib = package(
-        ws.path(),
+        root,
         "lib",
         serde_json::json!({"name": "lib", "version": "1.0.0", "subclass": "versioned", "functions_path": "f"}),
         &[(
@@ -76,7 +75,7 @@ fn dependents_of_a_renamed_revision_keep_working_with_it() {
         )],
     );
     let app = package(
-        ws.path(),
+        root,
         "app",
         serde_json::json!({"name": "app", "version": "1.0.0", "subclass": "versioned",
                            "functions_path": "f", "dependencies": {"lib": "^1"}}),
@@ -86,6 +85,14 @@ fn dependents_of_a_renamed_revision_keep_working_with_it() {
                AS $$ BEGIN RETURN rate() * 2; END $$;",
         )],
     );
+    (lib, app)
+}
+
+#[test]
+fn dependents_of_a_renamed_revision_keep_working_with_it() {
+    let db = TestDb::installed();
+    let ws = tempfile::tempdir().unwrap();
+    let (lib, app) = lib_and_app(ws.path());
     let (code, _, stderr) = deploy(&db, ws.path(), &[]);
     assert_eq!(code, 0, "{stderr}");
     // lib changes; only lib is redeployed, in moderate mode.
@@ -759,26 +766,7 @@ fn a_moderate_rename_that_could_not_repoint_a_dependents_routines_is_refused_up_
     let (code, _, stderr) = run(&["install", &conn]);
     assert_eq!(code, 0, "{stderr}");
     let ws = tempfile::tempdir().unwrap();
-    let lib = package(
-        ws.path(),
-        "lib",
-        serde_json::json!({"name": "lib", "version": "1.0.0", "subclass": "versioned", "functions_path": "f"}),
-        &[(
-            "f/rate.sql",
-            "CREATE FUNCTION rate() RETURNS int LANGUAGE sql AS $$ SELECT 7 $$;",
-        )],
-    );
-    let app = package(
-        ws.path(),
-        "app",
-        serde_json::json!({"name": "app", "version": "1.0.0", "subclass": "versioned",
-                           "functions_path": "f", "dependencies": {"lib": "^1"}}),
-        &[(
-            "f/price.sql",
-            "CREATE FUNCTION price() RETURNS int LANGUAGE plpgsql SET search_path FROM CURRENT
-               AS $$ BEGIN RETURN rate() * 2; END $$;",
-        )],
-    );
+    let (lib, app) = lib_and_app(ws.path());
     let (code, _, stderr) = run(&["deploy", &conn, lib.to_str().unwrap()]);
     assert_eq!(code, 0, "{stderr}");
     // Another team owns app; the deployer is no longer one of them.
