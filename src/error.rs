@@ -188,3 +188,200 @@ impl Error {
         }
     }
 }
+
+/// Where in the user's files an error is: the file, and for SQL and JSON
+/// the line and column (1-based).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+}
+
+impl Location {
+    fn file(file: &std::path::Path) -> Option<Location> {
+        Some(Location {
+            file: file.to_path_buf(),
+            line: None,
+            column: None,
+        })
+    }
+
+    fn at(file: &std::path::Path, line: usize, column: usize) -> Option<Location> {
+        Some(Location {
+            file: file.to_path_buf(),
+            line: Some(line),
+            column: Some(column),
+        })
+    }
+
+    /// From the `path:line:column` (or bare path) that patch errors carry.
+    fn parse(text: &str) -> Option<Location> {
+        let mut parts = text.rsplitn(3, ':');
+        let (column, line, file) = (parts.next(), parts.next(), parts.next());
+        match (
+            file,
+            line.and_then(|l| l.parse().ok()),
+            column.and_then(|c| c.parse().ok()),
+        ) {
+            (Some(file), Some(line), Some(column)) => Location::at(file.as_ref(), line, column),
+            _ => Location::file(text.as_ref()),
+        }
+    }
+}
+
+impl Error {
+    /// A short, stable name of the error's kind for programs (`--json`):
+    /// the layer it comes from.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Conn(_) => "connection",
+            Error::Config(_) => "config",
+            Error::Catalog(_) => "catalog",
+            Error::Patch(_) => "patch",
+            Error::Cluster(_) => "cluster",
+            Error::Sql(_) => "sql",
+            Error::Manifest(_) => "manifest",
+            Error::Workspace(_) => "workspace",
+            Error::Resolve(_) => "resolve",
+            Error::Plan(_) => "plan",
+            Error::Deploy(_) => "deploy",
+            Error::Remove(_) => "remove",
+            Error::Adopt(_) => "adopt",
+            Error::Execute(_) => "execute",
+            Error::Status(_) => "status",
+            Error::Sandbox(_) => "sandbox",
+            Error::Query(_) => "query",
+            Error::Io { .. } => "io",
+            Error::Usage(_) => "usage",
+            Error::Fleet { .. } => "fleet",
+        }
+    }
+
+    /// The file (and line and column) the error is about, when it is
+    /// about one.
+    pub fn location(&self) -> Option<Location> {
+        match self {
+            Error::Sql(e) => sql_location(e),
+            Error::Manifest(e) => manifest_location(e),
+            Error::Workspace(e) => workspace_location(e),
+            Error::Resolve(e) => match &**e {
+                ResolveError::Missing { path, .. } | ResolveError::Unsatisfiable { path, .. } => {
+                    Location::file(path)
+                }
+                _ => None,
+            },
+            Error::Plan(e) => plan_location(e),
+            Error::Deploy(e) => deploy_location(e),
+            Error::Patch(e) => patch_location(e),
+            Error::Config(
+                ConfigError::Io { path, .. }
+                | ConfigError::Invalid { path, .. }
+                | ConfigError::Conn { path, .. },
+            ) => Location::file(path),
+            Error::Io { path, .. } => Location::file(path),
+            _ => None,
+        }
+    }
+}
+
+fn sql_location(e: &SqlError) -> Option<Location> {
+    match e {
+        SqlError::Syntax {
+            file, line, column, ..
+        }
+        | SqlError::Placeholder {
+            file, line, column, ..
+        }
+        | SqlError::TooDeep {
+            file, line, column, ..
+        } => Location::at(file, *line, *column),
+        SqlError::Cycle { objects } => objects
+            .first()
+            .and_then(|o| Location::at(&o.file, o.line, 1)),
+    }
+}
+
+fn manifest_location(e: &ManifestError) -> Option<Location> {
+    match e {
+        ManifestError::Json {
+            path, line, column, ..
+        } => Location::at(path, *line, *column),
+        e => Location::file(e.path()),
+    }
+}
+
+fn text_location(e: &TextError) -> Option<Location> {
+    match e {
+        TextError::Io { path, .. } | TextError::NotUtf8 { path, .. } => Location::file(path),
+    }
+}
+
+fn workspace_location(e: &WorkspaceError) -> Option<Location> {
+    match e {
+        WorkspaceError::NotFound { path }
+        | WorkspaceError::Empty { path }
+        | WorkspaceError::Io { path, .. } => Location::file(path),
+        WorkspaceError::Duplicate { second, .. } => Location::file(second),
+        WorkspaceError::SchemaClash { second_path, .. } => Location::file(second_path),
+        WorkspaceError::FileInTwoPhases { manifest, .. } => Location::file(manifest),
+        WorkspaceError::Manifest(e) => manifest_location(e),
+        WorkspaceError::Text(e) => text_location(e),
+    }
+}
+
+fn plan_location(e: &PlanError) -> Option<Location> {
+    match e {
+        PlanError::Sql(e) => sql_location(e),
+        PlanError::EventTrigger {
+            file, line, column, ..
+        }
+        | PlanError::OutsideTransaction {
+            file, line, column, ..
+        }
+        | PlanError::SessionControl {
+            file, line, column, ..
+        } => Location::at(file, *line, *column),
+        PlanError::Resolve(_) => None,
+    }
+}
+
+fn deploy_location(e: &DeployError) -> Option<Location> {
+    use crate::db::script::ScriptError;
+    match e {
+        DeployError::TableScriptChanged { file, .. } => Location::file(file),
+        DeployError::FileMissing { path }
+        | DeployError::FileNotInPackage { path }
+        | DeployError::Io { path, .. } => Location::file(path),
+        DeployError::ServerTooOld {
+            file, line, column, ..
+        } => Location::at(file, *line, *column),
+        DeployError::Extension { manifest, .. } | DeployError::UnknownSetting { manifest, .. } => {
+            Location::file(manifest)
+        }
+        DeployError::Plan(e) => plan_location(e),
+        DeployError::Script(ScriptError::Statement {
+            file, line, column, ..
+        }) => Location::at(file, *line, *column),
+        _ => None,
+    }
+}
+
+fn patch_location(e: &PatchError) -> Option<Location> {
+    match e {
+        PatchError::NoDir { path }
+        | PatchError::BadName { path, .. }
+        | PatchError::NotAFile { path }
+        | PatchError::Io { path, .. } => Location::file(path),
+        PatchError::Duplicate { second, .. } => Location::file(second),
+        PatchError::Text(e) => text_location(e),
+        PatchError::Sql(e) => sql_location(e),
+        PatchError::TransactionControl {
+            path, line, column, ..
+        } => Location::at(path, *line, *column),
+        PatchError::Failed { location, .. } => location.as_deref().and_then(Location::parse),
+        PatchError::ConcurrentFailed { failure, .. } => Location::parse(&failure.location),
+        PatchError::AcceptUnknown { file, .. } => Location::file(file),
+        _ => None,
+    }
+}

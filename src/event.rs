@@ -15,6 +15,17 @@ pub enum Event<'a> {
     /// A section of a script starts running (the script's note for it,
     /// such as `package billing 1.4.0 -> schema billing_1_4_0`).
     Section { note: &'a str },
+    /// A statement is sent to the server (a batch's statements are told
+    /// one by one before the batch is sent), with where it comes from.
+    Statement {
+        sql: &'a str,
+        file: Option<&'a std::path::Path>,
+        line: usize,
+    },
+    /// A patch starts to run (for the later patches of a group sent as
+    /// one batch, [`Background::PatchStarted`] tells it instead, as the
+    /// server gets to it).
+    PatchStarted { file_name: &'a str },
     /// A patch was applied and committed, with its recorded duration.
     PatchApplied { file_name: &'a str, took: Duration },
     /// Dry run: a patch ran in a transaction that will be rolled back.
@@ -38,3 +49,54 @@ pub enum Event<'a> {
 
 /// An observer that ignores every event.
 pub fn ignore(_: Event<'_>) {}
+
+/// What is told from outside the command's own thread while it runs:
+/// from a connection as the server sends it, and from the watch on a
+/// change waiting for a lock. A front end sets one observer for the
+/// process ([`observe`]); without one these are dropped. `target` is the
+/// connection's description (`user@host:port/dbname`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Background<'a> {
+    /// A message the server sent that is not an error: a `RAISE NOTICE`,
+    /// the notice of a `DROP ... IF EXISTS` that found nothing, a warning.
+    Notice {
+        target: &'a str,
+        /// `WARNING`, `NOTICE`, `INFO`, `LOG` or `DEBUG`.
+        severity: &'a str,
+        message: &'a str,
+        detail: Option<&'a str>,
+        hint: Option<&'a str>,
+    },
+    /// A patch of a group sent as one batch starts to run on the server.
+    PatchStarted { target: &'a str, file_name: &'a str },
+    /// A change has waited `waited` for a lock that these sessions hold
+    /// (described); told once a second while it waits.
+    LockWait {
+        target: &'a str,
+        waited: Duration,
+        blocked_by: &'a str,
+    },
+}
+
+type Observer = Box<dyn Fn(Background<'_>) + Send + Sync>;
+
+static OBSERVER: std::sync::OnceLock<Observer> = std::sync::OnceLock::new();
+
+/// Sets the process's observer of [`Background`] events (once; a second
+/// call is ignored).
+pub fn observe(observer: impl Fn(Background<'_>) + Send + Sync + 'static) {
+    let _ = OBSERVER.set(Box::new(observer));
+}
+
+/// Whether an observer is set (so that work done only to be told is
+/// skipped without one).
+pub fn observed() -> bool {
+    OBSERVER.get().is_some()
+}
+
+/// Tells the observer, if there is one.
+pub fn tell(event: Background<'_>) {
+    if let Some(observer) = OBSERVER.get() {
+        observer(event);
+    }
+}

@@ -21,7 +21,7 @@ fn main() -> ExitCode {
         cli::interrupt::Outcome::CompletedAnyway { note } => eprintln!("{note}"),
         cli::interrupt::Outcome::Interrupted { message, code } => {
             if let Err(err) = &result {
-                eprintln!("{}", cli::error_chain(err));
+                cli::report_error(err);
             }
             eprintln!("{message}");
             return ExitCode::from(code);
@@ -42,7 +42,7 @@ fn main() -> ExitCode {
             }
         }
         Err(err) => {
-            eprintln!("{}", cli::error_chain(&err));
+            cli::report_error(&err);
             ExitCode::from(err.exit_code())
         }
     }

@@ -68,9 +68,6 @@ pub struct Target {
     /// With a set: run N targets first, and the rest only if they succeed.
     #[arg(long, value_name = "N")]
     pub canary: Option<usize>,
-    /// With a set: print the summary as JSON (one object per target).
-    #[arg(long = "json-summary")]
-    pub json_summary: bool,
     /// Retry connecting until the server accepts connections, for up to
     /// SECONDS [default: 60] (containers that start the database alongside).
     #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "60")]
@@ -388,4 +385,117 @@ fn mode_parser() -> impl clap::builder::TypedValueParser<Value = Mode> {
     use clap::builder::TypedValueParser;
     clap::builder::PossibleValuesParser::new(Mode::ALL.map(Mode::as_str))
         .map(|s| s.parse::<Mode>().expect("a possible value"))
+}
+
+/// The commands that take the ancestor's `set ENV PRODUCT` spelling.
+const SET_COMMANDS: &[&str] = &[
+    "deploy",
+    "execute",
+    "install",
+    "uninstall",
+    "list",
+    "targets",
+    "migrate",
+    "status",
+    "remove",
+    "gc",
+];
+
+/// Rewrites the ancestor's spellings into pgpm's, so its users' scripts
+/// keep working: `CMD set ENV PRODUCT [--except] [NAME...]` is `CMD --env
+/// ENV --product PRODUCT [--except] [--name NAME,...]`, `list` is
+/// `targets`, `--debug-mode` is `--verbose` and `--send-email` is
+/// `--announce`. Anything else is left as it is.
+pub fn ancestor_spelling(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let text = |i: usize| args.get(i).and_then(|a| a.to_str());
+    let mut out: Vec<std::ffi::OsString> = Vec::with_capacity(args.len() + 4);
+    let Some(command) = text(1).filter(|c| SET_COMMANDS.contains(c)) else {
+        return args;
+    };
+    out.push(args[0].clone());
+    out.push(
+        if command == "list" {
+            "targets"
+        } else {
+            command
+        }
+        .into(),
+    );
+    let mut i = 2;
+    if text(2) == Some("set") && text(3).is_some() && text(4).is_some() {
+        out.extend(["--env", text(3).unwrap(), "--product", text(4).unwrap()].map(Into::into));
+        i = 5;
+        let mut names = Vec::new();
+        while let Some(arg) = text(i) {
+            match arg {
+                "--except" => out.push("--except".into()),
+                name if !name.starts_with('-') && !looks_like_conn(name) => names.push(name),
+                _ => break,
+            }
+            i += 1;
+        }
+        if !names.is_empty() {
+            out.push("--name".into());
+            out.push(names.join(",").into());
+        }
+    }
+    for arg in &args[i.min(args.len())..] {
+        out.push(match arg.to_str() {
+            Some("--debug-mode") => "--verbose".into(),
+            Some("--send-email") => "--announce".into(),
+            _ => arg.clone(),
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spelled(args: &[&str]) -> Vec<String> {
+        ancestor_spelling(args.iter().map(Into::into).collect())
+            .into_iter()
+            .map(|a| a.into_string().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn the_ancestors_set_spelling_becomes_a_selection() {
+        assert_eq!(
+            spelled(&[
+                "pgpm",
+                "deploy",
+                "set",
+                "test",
+                "shop",
+                "--except",
+                "a",
+                "b",
+                "--debug-mode"
+            ]),
+            [
+                "pgpm",
+                "deploy",
+                "--env",
+                "test",
+                "--product",
+                "shop",
+                "--except",
+                "--name",
+                "a,b",
+                "--verbose"
+            ]
+        );
+        assert_eq!(
+            spelled(&["pgpm", "list", "set", "prod", "shop"]),
+            ["pgpm", "targets", "--env", "prod", "--product", "shop"]
+        );
+        // Without `set`, and for other commands, nothing changes.
+        assert_eq!(
+            spelled(&["pgpm", "deploy", "host=x", "set"]),
+            ["pgpm", "deploy", "host=x", "set"]
+        );
+        assert_eq!(spelled(&["pgpm", "plan", "set"]), ["pgpm", "plan", "set"]);
+    }
 }

@@ -10,9 +10,13 @@ use pgpm::ops::fleet::{self, Outcome, Skipped};
 use pgpm::{Error, Result};
 
 use super::args::{Connection, Target, Targets};
+use super::render::{error_json, print_json};
+use super::ui;
 
 /// Where a command's lines go: straight to stdout and stderr, or (for a
 /// target of a set) into buffers printed together when the target ends.
+/// With `--json` stdout holds only the JSON document, so lines are
+/// dropped; `-q` drops the lines of what was done.
 pub struct Out {
     buffer: Option<(String, String)>,
 }
@@ -28,28 +32,42 @@ impl Out {
         }
     }
 
-    /// A line on stdout.
+    /// A line on stdout of what was done (not with `-q` or `--json`).
     pub fn line(&mut self, line: impl std::fmt::Display) {
+        let ui = ui::get();
+        if ui.quiet || ui.json {
+            return;
+        }
         match &mut self.buffer {
-            None => println!("{line}"),
+            None => {
+                ui.done();
+                println!("{line}")
+            }
             Some((out, _)) => {
                 let _ = writeln!(out, "{line}");
             }
         }
     }
 
-    /// Text on stdout as it is (a rendered script, a table).
+    /// What the command was asked to show (a rendered script, a table),
+    /// as it is; not with `--json`, which shows it as JSON.
     pub fn text(&mut self, text: &str) {
+        if ui::get().json {
+            return;
+        }
         match &mut self.buffer {
-            None => print!("{text}"),
+            None => {
+                ui::get().done();
+                print!("{text}")
+            }
             Some((out, _)) => out.push_str(text),
         }
     }
 
-    /// A line on stderr (warnings, notes).
+    /// A line on stderr (warnings, notes), also with `-q` and `--json`.
     pub fn err(&mut self, line: impl std::fmt::Display) {
         match &mut self.buffer {
-            None => eprintln!("{line}"),
+            None => ui::get().eprint(&line.to_string()),
             Some((_, err)) => {
                 let _ = writeln!(err, "{line}");
             }
@@ -68,6 +86,8 @@ pub struct Summary {
     pub patches: usize,
     /// The database is behind the workspace (for `status --exit-code`).
     pub behind: bool,
+    /// The command's report, for `--json`.
+    pub report: serde_json::Value,
 }
 
 /// Runs `work` against what `targets` resolves to, on a connection opened
@@ -85,12 +105,21 @@ pub fn run(
         let mut client = target.open(conn)?;
         work(conn, &mut client, out)
     };
+    let ui = ui::get();
     let set = match targets {
-        Targets::One(conn) => return Ok(vec![work(&conn, &mut Out::live())?]),
+        Targets::One(conn) => {
+            let summary = work(&conn, &mut Out::live())?;
+            ui.done();
+            if ui.json {
+                print_json(&summary.report);
+            }
+            return Ok(vec![summary]);
+        }
         Targets::Set(set) => set,
     };
     let opts = target.fleet(project_jobs);
-    let printing = Mutex::new(());
+    let printing = Mutex::new(0usize);
+    ui.set_fleet(true);
     let runs = fleet::run(
         set.len(),
         &opts,
@@ -102,41 +131,46 @@ pub fn run(
             }
         },
         |run| {
-            let _guard = printing.lock().unwrap_or_else(|e| e.into_inner());
+            let mut finished = printing.lock().unwrap_or_else(|e| e.into_inner());
+            *finished += 1;
+            ui.spin(&format!("{} of {} targets done", *finished, set.len()));
             let name = &set[run.index].name;
             let (out, error) = match &run.outcome {
-                Outcome::Done((out, _)) => (Some(out), None),
-                Outcome::Failed(failed) => (Some(&failed.0), Some(&failed.1)),
+                Outcome::Done((out, _)) => (out, None),
+                Outcome::Failed(failed) => (&failed.0, Some(&failed.1)),
                 Outcome::Skipped(_) => return,
             };
-            // With a JSON summary, stdout holds nothing else.
-            let json = target.json_summary;
-            let header = format!("== {name} ({})", set[run.index].info.describe());
-            if json {
-                eprintln!("{header}");
-            } else {
-                println!("{header}");
+            let (stdout, stderr) = out.buffer.as_ref().expect("a set's output is buffered");
+            if ui.quiet && stdout.is_empty() && stderr.is_empty() && error.is_none() {
+                return;
             }
-            if let Some(Out {
-                buffer: Some((stdout, stderr)),
-            }) = out
-            {
-                if json {
-                    eprint!("{stdout}");
+            ui.suspended(|| {
+                // With --json, stdout holds nothing but the JSON document.
+                let header = format!("== {name} ({})", set[run.index].info.describe());
+                if ui.json {
+                    eprintln!("{header}");
                 } else {
+                    println!("{header}");
                     print!("{stdout}");
                 }
-                eprint!("{stderr}");
-            }
-            if let Some(e) = error {
-                let chain = super::error_chain(e);
-                eprintln!(
-                    "error: {name}: {}",
-                    chain.strip_prefix("error: ").unwrap_or(&chain)
-                );
-            }
+                for line in stderr.lines() {
+                    eprintln!("{}", ui.paint(line));
+                }
+                if let Some(e) = error {
+                    let chain = super::error_chain(e);
+                    eprintln!(
+                        "{}",
+                        ui.paint(&format!(
+                            "error: {name}: {}",
+                            chain.strip_prefix("error: ").unwrap_or(&chain)
+                        ))
+                    );
+                }
+            });
         },
     );
+    ui.done();
+    ui.set_fleet(false);
     let mut rows = Vec::new();
     let mut failed = Vec::new();
     let mut code = 0;
@@ -158,13 +192,10 @@ pub fn run(
         };
         rows.push(row);
     }
-    if target.json_summary {
-        let json: Vec<serde_json::Value> = rows.iter().map(Row::json).collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json).expect("JSON of plain values")
-        );
-    } else {
+    if ui.json {
+        let rows: Vec<serde_json::Value> = rows.iter().map(Row::json).collect();
+        print_json(&serde_json::json!({ "targets": rows }));
+    } else if !ui.quiet {
         print!("{}", table(&rows));
     }
     if failed.is_empty() && rows.iter().all(|r| r.outcome != "skipped") {
@@ -188,6 +219,8 @@ struct Row {
     patches: Option<usize>,
     took: Option<Duration>,
     error: Option<String>,
+    /// The command's report (done) or the error's JSON (failed).
+    report: serde_json::Value,
 }
 
 impl Row {
@@ -200,6 +233,7 @@ impl Row {
             patches: Some(s.patches),
             took: Some(took),
             error: None,
+            report: s.report.clone(),
         }
     }
 
@@ -212,6 +246,7 @@ impl Row {
             patches: None,
             took: Some(took),
             error: Some(e.to_string()),
+            report: error_json(e),
         }
     }
 
@@ -231,19 +266,32 @@ impl Row {
                 }
                 .into(),
             ),
+            report: serde_json::Value::Null,
         }
     }
 
+    /// A target of `{"targets": [...]}`: the summary's fields, then the
+    /// command's report or, when it failed, its error as
+    /// [`error_json`] gives it (a skipped target's `error` says why).
     fn json(&self) -> serde_json::Value {
-        serde_json::json!({
+        let mut row = serde_json::json!({
             "target": self.target,
             "connection": self.host,
             "outcome": self.outcome,
             "packages": self.packages,
             "patches": self.patches,
             "seconds": self.took.map(|t| t.as_secs_f64()),
-            "error": self.error,
-        })
+            "report": null,
+            "error": null,
+        });
+        if self.report.get("error").is_some() {
+            row["error"] = self.report["error"].clone();
+        } else if self.outcome == "skipped" {
+            row["error"] = serde_json::json!({ "kind": "skipped", "message": self.error });
+        } else {
+            row["report"] = self.report.clone();
+        }
+        row
     }
 }
 

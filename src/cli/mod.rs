@@ -5,6 +5,7 @@ mod args;
 mod fleet;
 pub mod interrupt;
 mod render;
+pub mod ui;
 
 use std::ffi::OsString;
 use std::io::Write as _;
@@ -28,6 +29,17 @@ use args::{LockArgs, ModeArg, Target, connect, positionals};
 use fleet::{Out, Summary};
 pub use render::error_chain;
 
+/// The command's error on stderr and, with `--json`, as JSON on stdout
+/// (a set's targets' errors are in its report already).
+pub fn report_error(err: &Error) {
+    let ui = ui::get();
+    ui.done();
+    ui.eprint(&error_chain(err));
+    if ui.json && !matches!(err, Error::Fleet { .. }) {
+        render::print_json(&render::error_json(err));
+    }
+}
+
 /// pgpm: deploy PostgreSQL packages of types, functions, views and triggers
 /// as versioned schemas side by side, and apply numbered patch migrations.
 #[derive(Debug, Parser)]
@@ -35,6 +47,8 @@ pub use render::error_chain;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    global: ui::Global,
 }
 
 #[derive(Debug, Subcommand)]
@@ -68,8 +82,8 @@ enum Command {
     /// until its first column is 0: batch jobs that work through a backlog.
     Execute(ExecuteArgs),
     /// List the targets of pgpm.toml and ~/.pgpmconfig, or those a
-    /// selection (--target, --env ...) names, with their connections
-    /// (no passwords).
+    /// selection (--target, --env ...; the ancestor's `list set ENV
+    /// PRODUCT`) names, with their connections (no passwords).
     Targets(TargetsArgs),
 }
 
@@ -88,10 +102,12 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
+    let args = args::ancestor_spelling(args.into_iter().map(Into::into).collect());
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(err) => return Ok(Exit::Clap(err)),
     };
+    ui::init(&cli.global)?;
     match cli.command {
         Command::Status(args) => return status(args),
         Command::Install(args) => install(args),
@@ -189,6 +205,12 @@ fn install(args: InstallArgs) -> Result<()> {
     };
     fleet::run(&args.target, targets, None, |_, client, out| {
         let report = catalog::install(client, &opts)?;
+        let (version, from) = match report.outcome {
+            InstallOutcome::Installed { version } | InstallOutcome::Current { version } => {
+                (version, None)
+            }
+            InstallOutcome::Upgraded { from, to } => (to, Some(from)),
+        };
         let outcome = match report.outcome {
             InstallOutcome::Installed { version } => {
                 out.line(format!("installed the pgpm catalog (version {version})"));
@@ -222,6 +244,13 @@ fn install(args: InstallArgs) -> Result<()> {
         }
         Ok(Summary {
             outcome: outcome.into(),
+            report: serde_json::json!({
+                "outcome": outcome,
+                "version": version,
+                "from": from,
+                "granted": report.granted,
+                "ddl_log": opts.ddl_log,
+            }),
             ..Summary::default()
         })
     })?;
@@ -241,14 +270,17 @@ fn adopt(args: &InstallArgs, conn: Option<&str>, path: Option<&std::path::Path>)
             lock_timeout: args.lock.timeout(&args.target),
         },
     )?;
+    let mut out = Out::live();
     for warning in &report.warnings {
-        eprintln!("warning: {warning}");
+        out.err(format!("warning: {warning}"));
+    }
+    if ui::get().json {
+        render::print_json(&render::adopt_json(&report));
+        return Ok(());
     }
     if report.dry_run {
-        println!(
-            "-- pgpm install --adopt --dry-run: nothing was changed. This is the SQL that would run, in one transaction:"
-        );
-        print!("{}", render::script(&report.script));
+        out.text("-- pgpm install --adopt --dry-run: nothing was changed. This is the SQL that would run, in one transaction:\n");
+        out.text(&render::script(&report.script));
     }
     let verb = if report.dry_run {
         "would adopt"
@@ -256,7 +288,7 @@ fn adopt(args: &InstallArgs, conn: Option<&str>, path: Option<&std::path::Path>)
         "adopted"
     };
     for a in &report.adopted {
-        println!(
+        out.line(format!(
             "{verb} {} {}{} (schema {}){}",
             a.name,
             a.version,
@@ -269,14 +301,14 @@ fn adopt(args: &InstallArgs, conn: Option<&str>, path: Option<&std::path::Path>)
             } else {
                 ""
             }
-        );
+        ));
     }
-    println!(
+    out.line(format!(
         "{} the ancestor's catalog as {} with {} deployment event(s) kept as history; pgpm's catalog installed",
         if report.dry_run { "would keep" } else { "kept" },
         pgpm::ops::adopt::ANCESTOR_SCHEMA,
         report.events
-    );
+    ));
     Ok(())
 }
 
@@ -294,15 +326,21 @@ struct UninstallArgs {
 
 fn uninstall(args: UninstallArgs) -> Result<()> {
     let (_, mut client) = connect(&args.conn.target, args.conn.conn()?.as_deref())?;
-    match catalog::uninstall(
+    let (outcome, line) = match catalog::uninstall(
         &mut client,
         args.force,
         args.lock.timeout(&args.conn.target),
     )? {
-        UninstallOutcome::Removed => println!("removed the pgpm catalog"),
-        UninstallOutcome::NotInstalled => {
-            println!("pgpm is not installed in this database; nothing to do")
-        }
+        UninstallOutcome::Removed => ("removed", "removed the pgpm catalog"),
+        UninstallOutcome::NotInstalled => (
+            "not installed",
+            "pgpm is not installed in this database; nothing to do",
+        ),
+    };
+    if ui::get().json {
+        render::print_json(&serde_json::json!({ "outcome": outcome }));
+    } else {
+        Out::live().line(line);
     }
     Ok(())
 }
@@ -317,9 +355,6 @@ struct PlanArgs {
     /// exist already. Without one, planning is fully offline.
     #[arg(value_names = ["PATH", "CONN"], num_args = 0..=2)]
     args: Vec<String>,
-    /// Print the plan as JSON.
-    #[arg(long)]
-    json: bool,
     /// Under each statement, the statements it waits for (what it uses,
     /// replaces or must follow a DROP of), so the order can be checked.
     #[arg(long)]
@@ -346,10 +381,10 @@ fn plan(args: PlanArgs) -> Result<()> {
         }
     };
     for warning in deploy::not_sql_warnings(&plan) {
-        eprintln!("warning: {warning}");
+        ui::get().eprint(&format!("warning: {warning}"));
     }
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    if args.json {
+    if ui::get().json {
         serde_json::to_writer_pretty(&mut out, &render::plan_json(&plan, existing.as_ref()))
             .map_err(|e| Error::io("stdout")(e.into()))?;
         writeln!(out).map_err(Error::io("stdout"))?;
@@ -461,7 +496,7 @@ fn deploy(args: DeployArgs) -> Result<()> {
             Some(&conn.info),
             workspace.clone(),
             &opts,
-            &mut |e| print_lock_retry(out, e),
+            &mut |e| progress(out, e),
         )?;
         print_deploy(out, &report);
         if report.outcomes.is_empty() {
@@ -480,30 +515,43 @@ fn deploy(args: DeployArgs) -> Result<()> {
             }
             .into(),
             packages,
+            report: render::deploy_json(&report),
             ..Summary::default()
         })
     })?;
     Ok(())
 }
 
-/// Says on stderr that a change runs again after a lock wait; ignores
-/// other events.
-fn print_lock_retry(out: &mut Out, event: Event<'_>) {
-    if let Event::LockRetry {
-        attempt,
-        of,
-        waiting,
-        blocked_by,
-    } = event
-    {
-        let by = if blocked_by.is_empty() {
-            String::new()
-        } else {
-            format!(", held by {blocked_by}")
-        };
-        out.err(format!(
-            "warning: {waiting} waited too long for a lock{by}; rolled back, running again (retry {attempt} of {of})"
-        ));
+/// Tells the progress of a change: what starts, each statement in the
+/// verbose log, lock retries.
+fn progress(out: &mut Out, event: Event<'_>) {
+    let ui = ui::get();
+    match event {
+        Event::Section { note } => {
+            ui.log(&format!("-- {note}"));
+            ui.spin(note);
+        }
+        Event::Statement { sql, file, line } if ui.logging() => {
+            let at = file.map_or(String::new(), |f| format!("-- {}:{line}\n", f.display()));
+            ui.log(&format!("{at}{};", sql.trim_end().trim_end_matches(';')));
+        }
+        Event::PatchStarted { file_name } => ui.progress(&format!("applying {file_name}")),
+        Event::LockRetry {
+            attempt,
+            of,
+            waiting,
+            blocked_by,
+        } => {
+            let by = if blocked_by.is_empty() {
+                String::new()
+            } else {
+                format!(", held by {blocked_by}")
+            };
+            out.err(format!(
+                "warning: {waiting} waited too long for a lock{by}; rolled back, running again (retry {attempt} of {of})"
+            ));
+        }
+        _ => {}
     }
 }
 
@@ -515,8 +563,8 @@ fn print_deploy(out: &mut Out, report: &DeployReport) {
         out.err(format!("note: {note}"));
     }
     if report.dry_run {
-        out.line(
-            "-- pgpm deploy --dry-run: nothing was changed. This is the SQL that would run, in one transaction:",
+        out.text(
+            "-- pgpm deploy --dry-run: nothing was changed. This is the SQL that would run, in one transaction:\n",
         );
         out.text(&render::script(&report.script));
     }
@@ -652,12 +700,21 @@ fn migrate(args: MigrateArgs) -> Result<()> {
             reason.trim(),
             lock.timeout(target),
         )?;
-        println!(
+        if ui::get().json {
+            render::print_json(&serde_json::json!({
+                "accepted": name,
+                "old_checksum": old,
+                "new_checksum": new,
+                "reason": reason.trim(),
+            }));
+            return Ok(());
+        }
+        Out::live().line(format!(
             "accepted {name}: checksum {} is now {} ({})",
             &old[..old.len().min(12)],
             &new[..new.len().min(12)],
             reason.trim()
-        );
+        ));
         return Ok(());
     }
     if let Some(MigrateAction::Baseline {
@@ -673,11 +730,20 @@ fn migrate(args: MigrateArgs) -> Result<()> {
         let (_, mut client) = connect(&target, p.conn.as_deref())?;
         let recorded =
             migrate::baseline(&mut client, &dir, patches, version, lock.timeout(&target))?;
+        if ui::get().json {
+            render::print_json(&serde_json::json!({ "recorded": recorded }));
+            return Ok(());
+        }
+        let mut out = Out::live();
         for file in &recorded {
-            println!("recorded {file} as applied (baseline; it did not run)");
+            out.line(format!(
+                "recorded {file} as applied (baseline; it did not run)"
+            ));
         }
         if recorded.is_empty() {
-            println!("every patch up to {version} is recorded already; nothing to do");
+            out.line(format!(
+                "every patch up to {version} is recorded already; nothing to do"
+            ));
         }
         return Ok(());
     }
@@ -698,20 +764,31 @@ fn migrate(args: MigrateArgs) -> Result<()> {
     if args.adopt_lazr {
         let (_, mut client) = connect(&args.target, p.conn.as_deref())?;
         let import = migrate::adopt_lazr(&mut client, &patches, args.lock.timeout(&args.target))?;
-        for file in &import.imported {
-            println!("recorded {file} as applied (imported from lp-migrate)");
-        }
+        let mut out = Out::live();
         for id in &import.missing {
-            eprintln!(
+            out.err(format!(
                 "warning: lp-migrate applied patch {id}, which has no file in {}: not imported",
                 dir.display()
-            );
+            ));
+        }
+        if ui::get().json {
+            render::print_json(&serde_json::json!({
+                "imported": import.imported,
+                "missing": import.missing,
+                "known": import.known,
+            }));
+            return Ok(());
+        }
+        for file in &import.imported {
+            out.line(format!(
+                "recorded {file} as applied (imported from lp-migrate)"
+            ));
         }
         if import.known > 0 {
-            println!("{} patch(es) were recorded already", import.known);
+            out.line(format!("{} patch(es) were recorded already", import.known));
         }
         if import.imported.is_empty() && import.missing.is_empty() {
-            println!("nothing to import");
+            out.line("nothing to import");
         }
         return Ok(());
     }
@@ -733,30 +810,40 @@ fn migrate(args: MigrateArgs) -> Result<()> {
         targets,
         project.defaults.jobs,
         |conn, client, out| {
-            let mut applied = 0;
+            // Per patch: file, what happened, milliseconds.
+            let mut done: Vec<(String, &str, Option<Duration>)> = Vec::new();
+            let mut warnings = Vec::new();
             let report = migrate::migrate(
                 client,
                 &conn.info,
                 patches.clone(),
                 &opts,
-                &mut |event| {
-                    match event {
-                Event::PatchApplied { file_name, took } => {
-                    applied += 1;
-                    out.line(format!("applied {file_name} ({})", took_str(took)))
-                }
-                Event::PatchChecked { file_name, took } => out.line(format!(
-                    "would apply {file_name} (checked in a transaction that is rolled back, {})",
-                    took_str(took)
-                )),
-                Event::PatchSkipped { file_name } => out.line(format!(
-                    "would apply {file_name} (not checked: concurrent patches do not run in a dry run)"
-                )),
-                Event::Warning { message } => out.err(format!("warning: {message}")),
-                other => print_lock_retry(out, other),
-            }
+                &mut |event| match event {
+                    Event::PatchApplied { file_name, took } => {
+                        done.push((file_name.into(), "applied", Some(took)));
+                        out.line(format!("applied {file_name} ({})", took_str(took)))
+                    }
+                    Event::PatchChecked { file_name, took } => {
+                        done.push((file_name.into(), "checked", Some(took)));
+                        out.line(format!(
+                            "would apply {file_name} (checked in a transaction that is rolled back, {})",
+                            took_str(took)
+                        ))
+                    }
+                    Event::PatchSkipped { file_name } => {
+                        done.push((file_name.into(), "not checked", None));
+                        out.line(format!(
+                            "would apply {file_name} (not checked: concurrent patches do not run in a dry run)"
+                        ))
+                    }
+                    Event::Warning { message } => {
+                        warnings.push(message.to_string());
+                        out.err(format!("warning: {message}"))
+                    }
+                    other => progress(out, other),
                 },
             )?;
+            let applied = done.iter().filter(|d| d.1 == "applied").count();
             let plan = &report.plan;
             if plan.is_empty() {
                 out.line("nothing to apply");
@@ -789,6 +876,23 @@ fn migrate(args: MigrateArgs) -> Result<()> {
                 }
                 .into(),
                 patches: applied,
+                report: serde_json::json!({
+                    "dry_run": report.dry_run,
+                    "patches": done
+                        .iter()
+                        .map(|(file, outcome, took)| serde_json::json!({
+                            "file": file,
+                            "outcome": outcome,
+                            "ms": took.map(|t| t.as_secs_f64() * 1000.0),
+                        }))
+                        .collect::<Vec<_>>(),
+                    "remaining": plan.remaining,
+                    "held_back": plan.held_back.as_ref().map(|(file, kind)| {
+                        serde_json::json!({ "file": file, "type": kind.as_str() })
+                    }),
+                    "dry_run_stopped_before": report.stopped.as_ref().map(|s| &s.before),
+                    "warnings": warnings,
+                }),
                 ..Summary::default()
             })
         },
@@ -812,9 +916,6 @@ struct StatusArgs {
     /// Directory of patches to compare with the applied ones.
     #[arg(long, value_name = "DIR", default_value = pgpm::migrate::DEFAULT_DIR)]
     patches: PathBuf,
-    /// Print JSON instead of a table.
-    #[arg(long)]
-    json: bool,
     /// Compare the packages of this workspace with what is deployed.
     #[arg(long, value_name = "PATH")]
     packages: Option<PathBuf>,
@@ -831,12 +932,7 @@ fn status(args: StatusArgs) -> Result<Exit> {
     let workspace = args.packages.as_deref().map(Workspace::load).transpose()?;
     let summaries = fleet::run(target, targets, None, |_, client, out| {
         let status = status::read(client, Some(&args.patches))?;
-        if args.json {
-            let json = serde_json::to_string_pretty(&render::status_json(&status)).expect("JSON");
-            out.line(json);
-        } else {
-            out.text(&render::status_text(&status));
-        }
+        out.text(&render::status_text(&status));
         let pending = status.pending_patches();
         let differing = match &workspace {
             Some(ws) => status::differing(client, ws)?,
@@ -846,11 +942,16 @@ fn status(args: StatusArgs) -> Result<Exit> {
             out.line(format!("{label}: the workspace's content is not deployed"));
         }
         let behind = pending > 0 || !differing.is_empty();
+        let mut report = serde_json::to_value(render::status_json(&status)).expect("JSON");
+        if workspace.is_some() {
+            report["workspace_not_deployed"] = serde_json::json!(differing);
+        }
         Ok(Summary {
             outcome: if behind { "behind" } else { "current" }.into(),
             packages: differing.len(),
             patches: pending,
             behind,
+            report,
         })
     })?;
     if args.exit_code && summaries.iter().any(|s| s.behind) {
@@ -914,15 +1015,13 @@ fn remove(args: RemoveArgs) -> Result<()> {
     };
     let targets = args.target.resolve(conn.as_deref())?;
     fleet::run(&args.target, targets, None, |conn, client, out| {
-        let report = remove::remove(client, Some(&conn.info), &opts, &mut |e| {
-            print_lock_retry(out, e)
-        })?;
+        let report = remove::remove(client, Some(&conn.info), &opts, &mut |e| progress(out, e))?;
         for warning in &report.warnings {
             out.err(format!("warning: {warning}"));
         }
         if report.dry_run {
-            out.line(
-                "-- pgpm remove --dry-run: nothing was changed. This is the SQL that would run, in one transaction:",
+            out.text(
+                "-- pgpm remove --dry-run: nothing was changed. This is the SQL that would run, in one transaction:\n",
             );
             out.text(&render::script(&report.script));
         }
@@ -938,6 +1037,7 @@ fn remove(args: RemoveArgs) -> Result<()> {
         Ok(Summary {
             outcome: verb.into(),
             packages: 1,
+            report: render::remove_json(&report),
             ..Summary::default()
         })
     })?;
@@ -969,9 +1069,7 @@ fn gc(args: GcArgs) -> Result<()> {
         object_locks: args.lock.object_locks(&args.conn.target),
     };
     fleet::run(target, targets, None, |conn, client, out| {
-        let report = pgpm::ops::gc::gc(client, Some(&conn.info), &opts, &mut |e| {
-            print_lock_retry(out, e)
-        })?;
+        let report = pgpm::ops::gc::gc(client, Some(&conn.info), &opts, &mut |e| progress(out, e))?;
         let verb = if report.dry_run {
             "would remove"
         } else {
@@ -1000,6 +1098,7 @@ fn gc(args: GcArgs) -> Result<()> {
             }
             .into(),
             packages: report.removed.len(),
+            report: render::gc_json(&report),
             ..Summary::default()
         })
     })?;
@@ -1045,6 +1144,11 @@ fn execute(args: ExecuteArgs) -> Result<()> {
         }
         Ok(Summary {
             outcome: "done".into(),
+            report: serde_json::json!({
+                "runs": report.runs,
+                "last": report.last,
+                "finished": report.finished,
+            }),
             ..Summary::default()
         })
     })?;
@@ -1055,14 +1159,11 @@ fn execute(args: ExecuteArgs) -> Result<()> {
 struct TargetsArgs {
     #[command(flatten)]
     target: Target,
-    /// Print JSON.
-    #[arg(long)]
-    json: bool,
 }
 
 fn targets(args: TargetsArgs) -> Result<()> {
     let rows = args.target.list()?;
-    if args.json {
+    if ui::get().json {
         let json: Vec<serde_json::Value> = rows
             .iter()
             .map(|r| {
@@ -1075,7 +1176,7 @@ fn targets(args: TargetsArgs) -> Result<()> {
                 })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&json).expect("JSON"));
+        render::print_json(&serde_json::Value::Array(json));
         return Ok(());
     }
     if rows.is_empty() {
@@ -1121,17 +1222,27 @@ fn sandbox(args: SandboxArgs) -> Result<()> {
         vcs_from: Some(workspace.clone()),
         ..DeployOptions::default()
     };
+    let mut out = Out::live();
     let sandbox = sandbox::up(&root, &workspace, &opts, &mut |event| match event {
-        Event::PatchApplied { file_name, .. } => println!("applied {file_name}"),
-        Event::Warning { message } => eprintln!("warning: {message}"),
-        _ => {}
+        Event::PatchApplied { file_name, .. } => out.line(format!("applied {file_name}")),
+        Event::Warning { message } => out.err(format!("warning: {message}")),
+        other => progress(&mut out, other),
     })?;
-    print_deploy(&mut Out::live(), &sandbox.deploy);
+    print_deploy(&mut out, &sandbox.deploy);
     let mut client = sandbox.conninfo.connect()?;
     let status = status::read(
         &mut client,
         Some(&workspace.join(pgpm::migrate::DEFAULT_DIR)),
     )?;
+    if ui::get().json {
+        render::print_json(&serde_json::json!({
+            "uri": sandbox.conninfo.to_uri(),
+            "psql": sandbox.psql,
+            "deploy": render::deploy_json(&sandbox.deploy),
+            "status": render::status_json(&status),
+        }));
+        return Ok(());
+    }
     println!();
     print!("{}", render::status_text(&status));
     println!();

@@ -4,6 +4,10 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 use pgpm::db::script::{Action, Param, Script};
+use pgpm::ops::adopt::AdoptReport;
+use pgpm::ops::deploy::{DeployReport, OutcomeKind};
+use pgpm::ops::gc::GcReport;
+use pgpm::ops::remove::RemoveReport;
 use pgpm::ops::status::Status;
 use pgpm::plan::{PackagePlan, PhasePlan, Plan};
 use pgpm::sql::Statement;
@@ -423,4 +427,122 @@ pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     out
+}
+
+/// An error for `--json`: `{"error": {kind, message, file, line, column,
+/// sqlstate, exit_code}}`; what is not known is null.
+pub fn error_json(err: &pgpm::Error) -> Value {
+    let chain = error_chain(err);
+    let location = err.location();
+    let sqlstate = std::iter::successors(Some(err as &(dyn std::error::Error + 'static)), |e| {
+        e.source()
+    })
+    .find_map(|e| {
+        e.downcast_ref::<postgres::Error>()?
+            .code()
+            .map(|c| c.code().to_string())
+    });
+    json!({
+        "error": {
+            "kind": err.kind(),
+            "message": chain.strip_prefix("error: ").unwrap_or(&chain),
+            "file": location.as_ref().map(|l| slash_path(&l.file)),
+            "line": location.as_ref().and_then(|l| l.line),
+            "column": location.as_ref().and_then(|l| l.column),
+            "sqlstate": sqlstate,
+            "exit_code": err.exit_code(),
+        }
+    })
+}
+
+/// A JSON document on stdout, as the last thing a command prints.
+pub fn print_json(value: &Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).expect("JSON of plain values")
+    );
+}
+
+/// `deploy --json` (and the `deploy` of `sandbox --json`).
+pub fn deploy_json(report: &DeployReport) -> Value {
+    let packages: Vec<Value> = report
+        .outcomes
+        .iter()
+        .map(|o| {
+            let (outcome, old) = match &o.kind {
+                OutcomeKind::Created => ("created", None),
+                OutcomeKind::Renamed { to } => ("renamed", Some(to)),
+                OutcomeKind::Revised { previous } => ("revised", Some(previous)),
+                OutcomeKind::Dropped => ("dropped", None),
+                OutcomeKind::Overwritten => ("overwritten", None),
+                OutcomeKind::Files => ("files", None),
+                OutcomeKind::UpToDate => ("up to date", None),
+            };
+            json!({
+                "name": o.name,
+                "version": o.version,
+                "schema": o.schema,
+                "outcome": outcome,
+                "old_schema": old,
+            })
+        })
+        .collect();
+    json!({
+        "dry_run": report.dry_run,
+        "packages": packages,
+        "extensions_created": report
+            .extensions_created
+            .iter()
+            .map(|(name, version)| json!({ "name": name, "version": version }))
+            .collect::<Vec<_>>(),
+        "warnings": report.warnings,
+        "notes": report.notes,
+        "script": report.dry_run.then(|| script(&report.script)),
+    })
+}
+
+/// `remove --json`, and each removal of `gc --json`.
+pub fn remove_json(report: &RemoveReport) -> Value {
+    json!({
+        "dry_run": report.dry_run,
+        "package": report.package,
+        "version": report.version,
+        "schema": report.schema,
+        "warnings": report.warnings,
+        "script": report.dry_run.then(|| script(&report.script)),
+    })
+}
+
+/// `gc --json`.
+pub fn gc_json(report: &GcReport) -> Value {
+    json!({
+        "dry_run": report.dry_run,
+        "removed": report.removed.iter().map(remove_json).collect::<Vec<_>>(),
+        "kept": report
+            .kept
+            .iter()
+            .map(|k| json!({ "revision": k.label, "reason": k.reason }))
+            .collect::<Vec<_>>(),
+    })
+}
+
+/// `install --adopt --json`.
+pub fn adopt_json(report: &AdoptReport) -> Value {
+    json!({
+        "dry_run": report.dry_run,
+        "adopted": report
+            .adopted
+            .iter()
+            .map(|a| json!({
+                "name": a.name,
+                "version": a.version,
+                "schema": a.schema,
+                "old_rev": a.old_rev,
+                "checksum_from_workspace": a.from_workspace,
+            }))
+            .collect::<Vec<_>>(),
+        "history_events": report.events,
+        "warnings": report.warnings,
+        "script": report.dry_run.then(|| script(&report.script)),
+    })
 }

@@ -188,6 +188,9 @@ impl BlockerWatch {
             let Ok(mut client) = info.connect() else {
                 return;
             };
+            let target = info.describe();
+            // Since when the session waits, and when that was last told.
+            let mut waiting: Option<(std::time::Instant, std::time::Instant)> = None;
             // Until the watch is dropped (the sender gone).
             while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(POLL) {
                 let Ok(rows) = client.query(
@@ -206,8 +209,10 @@ impl BlockerWatch {
                 ) else {
                     return;
                 };
-                if !rows.is_empty() {
-                    let blockers = rows
+                if rows.is_empty() {
+                    waiting = None;
+                } else {
+                    let blockers: Vec<Blocker> = rows
                         .iter()
                         .map(|r| Blocker {
                             pid: r.get(0),
@@ -218,6 +223,16 @@ impl BlockerWatch {
                             query: r.get(5),
                         })
                         .collect();
+                    let now = std::time::Instant::now();
+                    let (since, told) = waiting.get_or_insert((now, now));
+                    if now.duration_since(*told) >= Duration::from_secs(1) {
+                        *told = now;
+                        crate::event::tell(crate::event::Background::LockWait {
+                            target: &target,
+                            waited: now.duration_since(*since),
+                            blocked_by: &describe(&blockers),
+                        });
+                    }
                     *shared.lock().unwrap_or_else(|e| e.into_inner()) = blockers;
                 }
             }

@@ -100,6 +100,10 @@ impl ConnInfo {
     /// Opens a connection.
     pub fn connect(&self) -> Result<postgres::Client, ConnError> {
         let mut config = self.to_config();
+        if crate::event::observed() {
+            let target = self.describe();
+            config.notice_callback(move |notice| tell_notice(&target, &notice));
+        }
         let plain =
             self.sslmode() == SslMode::Disable || self.socket_only() || self.plain_is_enough();
         let result = if plain {
@@ -116,6 +120,26 @@ impl ConnInfo {
             .unwrap_or_else(|e| e.into_inner())
             .push((client.cancel_token(), self.clone()));
         Ok(client)
+    }
+}
+
+/// How the notice begins that a migrate group's script raises as each of
+/// its patches starts.
+pub(crate) const PATCH_STARTS: &str = "pgpm: patch starts: ";
+
+/// Tells the process's observer of a notice the server sent: a patch
+/// starting (see [`PATCH_STARTS`]), or the notice itself.
+fn tell_notice(target: &str, notice: &postgres::error::DbError) {
+    use crate::event::{Background, tell};
+    match notice.message().strip_prefix(PATCH_STARTS) {
+        Some(file_name) => tell(Background::PatchStarted { target, file_name }),
+        None => tell(Background::Notice {
+            target,
+            severity: notice.severity(),
+            message: notice.message(),
+            detail: notice.detail(),
+            hint: notice.hint(),
+        }),
     }
 }
 

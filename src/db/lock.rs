@@ -64,6 +64,8 @@ impl<'a> Locked<'a> {
     /// Takes the lock (both keys), polling until `timeout` has passed.
     pub fn acquire(client: &'a mut Client, timeout: Duration) -> Result<Locked<'a>, LockError> {
         let start = Instant::now();
+        // When the wait was last told (see `event::Background::LockWait`).
+        let mut told = Duration::ZERO;
         for key in [LOCK_KEY, RUNNER_KEY] {
             loop {
                 let row = client
@@ -93,6 +95,16 @@ impl<'a> Locked<'a> {
                         since,
                         waited: start.elapsed(),
                     });
+                }
+                if crate::event::observed() && start.elapsed() >= told + Duration::from_secs(1) {
+                    told = start.elapsed();
+                    if let Ok((pid, since)) = holder(client, key) {
+                        crate::event::tell(crate::event::Background::LockWait {
+                            target: "",
+                            waited: told,
+                            blocked_by: &format!("pid {pid}, another pgpm run ({since})"),
+                        });
+                    }
                 }
                 sleep(POLL_INTERVAL);
             }

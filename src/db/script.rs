@@ -213,14 +213,26 @@ pub fn execute(
         }
         match action {
             Action::Note(note) => on(Event::Section { note }),
-            Action::Sql(sql) => tx.batch_execute(sql).map_err(|e| {
-                ScriptError::or_lost(
-                    e,
-                    || format!("running {sql}"),
-                    |e| QueryError::with(format!("{OWN}{sql}"))(e).into(),
-                )
-            })?,
+            Action::Sql(sql) => {
+                on(Event::Statement {
+                    sql,
+                    file: None,
+                    line: 0,
+                });
+                tx.batch_execute(sql).map_err(|e| {
+                    ScriptError::or_lost(
+                        e,
+                        || format!("running {sql}"),
+                        |e| QueryError::with(format!("{OWN}{sql}"))(e).into(),
+                    )
+                })?
+            }
             Action::Bound { sql, params } => {
+                on(Event::Statement {
+                    sql,
+                    file: None,
+                    line: 0,
+                });
                 let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(Param::as_sql).collect();
                 tx.execute(*sql, &params).map_err(|e| {
                     ScriptError::or_lost(
@@ -235,7 +247,16 @@ pub fn execute(
                 sql,
                 origins,
                 marked,
-            } => run_batch(tx, package, sql, origins, *marked)?,
+            } => {
+                for o in origins {
+                    on(Event::Statement {
+                        sql: &sql[o.start..o.start + o.len],
+                        file: Some(&o.file),
+                        line: o.line,
+                    });
+                }
+                run_batch(tx, package, sql, origins, *marked)?
+            }
         }
     }
     Ok(())

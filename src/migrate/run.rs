@@ -66,7 +66,7 @@ pub fn execute(
                 }));
             }
             if group.kind.transactional() {
-                let took = run_group(&mut tx, group, marked)?;
+                let took = run_group(&mut tx, group, marked, on)?;
                 for (step, took) in group.steps.iter().zip(took) {
                     on(Event::PatchChecked {
                         file_name: &step.patch.file_name,
@@ -106,7 +106,10 @@ pub fn execute(
                         second.insert(runner)
                     }
                 };
-                let took = run_concurrent(client, second, step)?;
+                on(Event::PatchStarted {
+                    file_name: &step.patch.file_name,
+                });
+                let took = run_concurrent(client, second, step, on)?;
                 on(Event::PatchApplied {
                     file_name: &step.patch.file_name,
                     took,
@@ -133,7 +136,7 @@ fn run_group_retrying(
         tx.batch_execute(&locks.set_local())
             .map_err(QueryError::with("cannot set the lock timeout"))?;
         let watch = BlockerWatch::start(info, &mut tx);
-        let waited = match run_group(&mut tx, group, marked) {
+        let waited = match run_group(&mut tx, group, marked, on) {
             Ok(took) => {
                 if crate::db::connect::interrupted() {
                     return Err(PatchError::Interrupted);
@@ -179,7 +182,12 @@ pub struct DryRunStop {
 /// simple query, then one update of the start and end times from its marks.
 /// Five round trips, however many patches. On failure the savepoint is rolled back and the failing
 /// patch is found (see [`locate`]).
-fn run_group(tx: &mut Transaction<'_>, group: &Group, marked: bool) -> Result<Vec<Duration>> {
+fn run_group(
+    tx: &mut Transaction<'_>,
+    group: &Group,
+    marked: bool,
+    on: &mut dyn FnMut(Event<'_>),
+) -> Result<Vec<Duration>> {
     let n = group.steps.len();
     let (mut majors, mut minors, mut points) = (
         Vec::with_capacity(n),
@@ -200,7 +208,22 @@ fn run_group(tx: &mut Transaction<'_>, group: &Group, marked: bool) -> Result<Ve
         names.push(p.file_name.as_str());
         sums.push(p.checksum.as_str());
     }
-    let script = group.script(marked);
+    let script = group.script(
+        marked,
+        group.steps.len() > 1 && crate::event::observed() && plpgsql(tx),
+    );
+    on(Event::PatchStarted {
+        file_name: &group.steps[0].patch.file_name,
+    });
+    for step in &group.steps {
+        for stmt in &step.statements {
+            on(Event::Statement {
+                sql: &stmt.sql,
+                file: Some(&step.patch.path),
+                line: stmt.line,
+            });
+        }
+    }
     let mut sp = tx
         .transaction()
         .map_err(QueryError::with("cannot start a savepoint"))?;
@@ -291,11 +314,26 @@ fn run_group(tx: &mut Transaction<'_>, group: &Group, marked: bool) -> Result<Ve
     Ok(took)
 }
 
+/// Whether PL/pgSQL is installed (it is unless someone dropped it), for
+/// the notices that say when each patch of a group starts.
+fn plpgsql(tx: &mut Transaction<'_>) -> bool {
+    tx.query_one(
+        "SELECT EXISTS (SELECT FROM pg_catalog.pg_language WHERE lanname = 'plpgsql')",
+        &[],
+    )
+    .is_ok_and(|row| row.get(0))
+}
+
 /// Applies one concurrent patch: the history row in a transaction on the
 /// main connection, the statements one by one in autocommit on `second`
 /// (a multi-statement string would run as one implicit transaction, which
 /// `CREATE INDEX CONCURRENTLY` refuses), then the end time and commit.
-fn run_concurrent(main: &mut Client, second: &mut Client, step: &PendingPatch) -> Result<Duration> {
+fn run_concurrent(
+    main: &mut Client,
+    second: &mut Client,
+    step: &PendingPatch,
+    on: &mut dyn FnMut(Event<'_>),
+) -> Result<Duration> {
     let p = &step.patch;
     let invalid_before = read::invalid_indexes(second, false)?;
     let earlier: Vec<String> = read::concurrent_progress(main)?
@@ -346,6 +384,11 @@ fn run_concurrent(main: &mut Client, second: &mut Client, step: &PendingPatch) -
                 .map_err(QueryError::with("cannot roll back the history row"))?;
             return Err(PatchError::Interrupted);
         }
+        on(Event::Statement {
+            sql: &stmt.sql,
+            file: Some(&p.path),
+            line: stmt.line,
+        });
         if let Err(source) = second.batch_execute(&stmt.sql) {
             tx.rollback()
                 .map_err(QueryError::with("cannot roll back the history row"))?;

@@ -2,7 +2,9 @@
 //! its patches.
 
 use super::plan::Group;
+use crate::db::connect::PATCH_STARTS;
 use crate::db::marks;
+use crate::db::quote::quote_literal;
 
 /// The SQL a `std` or `direct` group sends in one simple query, after its
 /// history rows are inserted: the patches' text, each one preceded and
@@ -37,8 +39,10 @@ pub(super) const MARK: &str =
 
 impl Group {
     /// The script of a transactional group (see [`GroupScript`]), with
-    /// progress marks after each statement when `marked`.
-    pub fn script(&self, marked: bool) -> GroupScript {
+    /// progress marks after each statement when `marked`; with `announce`,
+    /// a notice as each patch after the first starts (which the
+    /// connection tells as `Background::PatchStarted`).
+    pub fn script(&self, marked: bool, announce: bool) -> GroupScript {
         let len: usize = self.steps.iter().map(|s| s.patch.text.len() + 80).sum();
         let mut sql = String::with_capacity(len + MARK.len());
         let mut parts = Vec::with_capacity(self.steps.len());
@@ -50,6 +54,12 @@ impl Group {
         let progress = marks::mark();
         for (i, step) in self.steps.iter().enumerate() {
             let text = &step.patch.text;
+            if announce && i > 0 {
+                sql.push_str(&format!(
+                    "DO $pgpm$BEGIN RAISE NOTICE '%', {}; END$pgpm$;\n",
+                    quote_literal(&format!("{PATCH_STARTS}{}", step.patch.file_name))
+                ));
+            }
             let start = sql.len();
             if marked {
                 // Each statement with what precedes it, then a mark; the

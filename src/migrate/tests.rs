@@ -272,7 +272,7 @@ fn script_maps_parts_back_to_patches() {
         &[],
         Selection::default(),
     );
-    let script = plan.groups[0].script(false);
+    let script = plan.groups[0].script(false, false);
     assert_eq!(&script.sql[script.parts[0].clone()], "SELECT 1");
     assert_eq!(
         &script.sql[script.parts[1].clone()],

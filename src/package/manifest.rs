@@ -159,6 +159,32 @@ pub enum ManifestError {
     },
 }
 
+impl ManifestError {
+    /// The manifest the error is about.
+    pub fn path(&self) -> &Path {
+        match self {
+            ManifestError::Json { path, .. }
+            | ManifestError::NotUtf8 { path, .. }
+            | ManifestError::NotAnObject { path, .. }
+            | ManifestError::UnknownKey { path, .. }
+            | ManifestError::Missing { path, .. }
+            | ManifestError::TablePrivilege { path, .. }
+            | ManifestError::Type { path, .. }
+            | ManifestError::Name { path, .. }
+            | ManifestError::Version { path, .. }
+            | ManifestError::Choice { path, .. }
+            | ManifestError::SchemaTooLong { path, .. }
+            | ManifestError::Requirement { path, .. }
+            | ManifestError::DependencyName { path, .. }
+            | ManifestError::Extension { path, .. }
+            | ManifestError::Setting { path, .. }
+            | ManifestError::SelfDependency { path, .. }
+            | ManifestError::FolderOutside { path, .. }
+            | ManifestError::FolderMissing { path, .. } => path,
+        }
+    }
+}
+
 /// The kinds of SQL folder a package has, in the order they deploy.
 ///
 /// Types come first because everything else uses them; table scripts next

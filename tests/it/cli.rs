@@ -146,7 +146,7 @@ fn help_and_usage_errors_read_like_clap_wrote_them() {
     let (code, stdout, stderr) = run(&[]);
     assert_eq!(code, 1);
     let text = format!("{stdout}{stderr}");
-    assert!(text.contains("Usage: pgpm <COMMAND>"), "{text}");
+    assert!(text.contains("Usage: pgpm [OPTIONS] <COMMAND>"), "{text}");
     assert!(!text.contains("error:"), "{text}");
 }
 

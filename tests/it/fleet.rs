@@ -75,12 +75,12 @@ fn a_rollout_to_twenty_databases_goes_past_a_broken_one_and_a_rerun_finishes_it(
     dbs[6].exec("DROP SCHEMA shop_1_0_0");
     let (code, stdout, stderr) = run_in(
         project.path(),
-        &["deploy", "--env", "test", "shop-1.0.0", "--json-summary"],
+        &["deploy", "--env", "test", "shop-1.0.0", "--json"],
     );
     assert_eq!(code, 0, "{stdout}{stderr}");
     // stdout is the JSON and nothing else.
     let summary: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-    let rows = summary.as_array().unwrap();
+    let rows = summary["targets"].as_array().unwrap();
     assert_eq!(rows.len(), 20);
     for row in rows {
         let expected = if row["target"] == "db07" {
@@ -89,6 +89,16 @@ fn a_rollout_to_twenty_databases_goes_past_a_broken_one_and_a_rerun_finishes_it(
             "up to date"
         };
         assert_eq!(row["outcome"], expected, "{row}");
+        // Each target's report is deploy's own JSON.
+        let shop = &row["report"]["packages"][0];
+        assert_eq!(shop["schema"], "shop_1_0_0", "{row}");
+        let outcome = if row["target"] == "db07" {
+            "created"
+        } else {
+            "up to date"
+        };
+        assert_eq!(shop["outcome"], outcome, "{row}");
+        assert!(row["error"].is_null(), "{row}");
     }
 }
 

@@ -264,8 +264,18 @@ fn a_failure_in_a_std_group_leaves_none_of_the_group_applied() {
     // The position PostgreSQL reports is in the whole group's SQL; it comes
     // back as the patch's own line and column, after multi-byte text.
     let location = format!("{}:3:34", dir.join("patch-1-1-0-std.sql").display());
+    // Each patch of the group says when it starts, as the server gets to
+    // it: the last one to start is the one that failed.
+    let (progress, error) = stderr.split_at(stderr.find("error: ").unwrap());
+    assert_eq!(
+        lines(progress),
+        [
+            "applying patch-1-0-0-std.sql",
+            "applying patch-1-1-0-std.sql"
+        ]
+    );
     assert!(
-        stderr.starts_with(&format!("error: {location}: patch failed")),
+        error.starts_with(&format!("error: {location}: patch failed")),
         "{stderr}"
     );
     assert!(
@@ -291,7 +301,7 @@ fn a_failure_without_a_position_is_traced_to_its_statement() {
     assert_eq!(code, 1);
     let location = format!("{}:3:1", dir.join("patch-1-1-0-std.sql").display());
     assert!(
-        stderr.starts_with(&format!("error: {location}: patch failed")),
+        error_part(&stderr).starts_with(&format!("error: {location}: patch failed")),
         "{stderr}"
     );
     assert!(stderr.contains("violates check constraint"), "{stderr}");
@@ -366,7 +376,7 @@ fn a_failed_concurrent_patch_names_what_needs_cleaning_up() {
     let file = dir.join("patch-1-1-0-concurrent.sql");
     let file = file.display();
     assert!(
-        stderr.starts_with(&format!(
+        error_part(&stderr).starts_with(&format!(
             "error: {file}:3:1: statement 2 of 2 of concurrent patch patch-1-1-0-concurrent.sql failed; the patch is not recorded as applied"
         )),
         "{stderr}"
@@ -775,4 +785,9 @@ fn a_database_lp_migrate_manages_is_adopted_and_only_new_patches_run() {
         stdout.contains("2 patch(es) were recorded already"),
         "{stdout}"
     );
+}
+
+/// The error at the end of stderr, after the lines of patches starting.
+fn error_part(stderr: &str) -> &str {
+    &stderr[stderr.find("error: ").unwrap_or(0)..]
 }
