@@ -120,10 +120,22 @@ impl GlobalConfig {
                 }
             };
             for entry in entries {
-                out.push(
-                    self.target(&entry)
-                        .map_err(|m| invalid(format!("connection_sets[{i}]: {m}")))?,
-                );
+                let target = self
+                    .target(&entry)
+                    .map_err(|m| invalid(format!("connection_sets[{i}]: {m}")))?;
+                // A unique_name names one database: two would make
+                // --target NAME pick one of them silently.
+                if target.named
+                    && out
+                        .iter()
+                        .any(|t: &TargetDef| t.named && t.name == target.name)
+                {
+                    return Err(invalid(format!(
+                        "connection_sets[{i}]: unique_name \"{}\" is given to two connections; names must be unique",
+                        target.name
+                    )));
+                }
+                out.push(target);
             }
         }
         Ok(out)
@@ -182,4 +194,43 @@ fn query_resdb(conn: &str, query: &str) -> Result<Vec<Map<String, Value>>> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_connections_with_one_unique_name_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pgpmconfig");
+        let entry = |host: &str, name: &str| {
+            format!(
+                r#"{{"host": "{host}", "port": 5432, "dbname": "app", "environment": "prod", "product": "shop", "unique_name": "{name}"}}"#
+            )
+        };
+        let write = |entries: &[String]| {
+            std::fs::write(
+                &file,
+                format!(
+                    r#"{{"connection_sets": [{{"type": "LIST", "payload": [{}]}}]}}"#,
+                    entries.join(",")
+                ),
+            )
+            .unwrap();
+            GlobalConfig::read(None, Some(&file)).unwrap().targets()
+        };
+        let err = write(&[entry("h1", "eu1"), entry("h2", "eu1")]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("unique_name \"eu1\" is given to two"),
+            "{err}"
+        );
+        assert_eq!(
+            write(&[entry("h1", "eu1"), entry("h2", "eu2")])
+                .unwrap()
+                .len(),
+            2
+        );
+    }
 }

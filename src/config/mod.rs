@@ -238,7 +238,18 @@ impl Project {
                         )));
                     }
                 };
-                self.interpolate(&raw).map_err(|var| {
+                // In a URL, a variable's value is one part of it (a user, a
+                // password) and is percent-encoded, so that an `@` or `/`
+                // in it stays in its part; a URL that is one variable as a
+                // whole is taken as it is.
+                let whole =
+                    raw.starts_with("${") && raw.ends_with('}') && raw.matches("${").count() == 1;
+                let encoded = if key == "url" && !whole {
+                    self.interpolate_with(&raw, percent_encode)
+                } else {
+                    self.interpolate(&raw)
+                };
+                encoded.map_err(|var| {
                     invalid(format!(
                         "targets.{name}.{key}: ${{{var}}} is not set (in the environment or .env)"
                     ))
@@ -339,6 +350,16 @@ impl Project {
     /// `text` with each `${VAR}` replaced; the name of an unset variable
     /// as the error.
     fn interpolate(&self, text: &str) -> std::result::Result<String, String> {
+        self.interpolate_with(text, |v| v.to_string())
+    }
+
+    /// Like [`Project::interpolate`], each variable's value passed through
+    /// `encode` (percent-encoding, inside a URL).
+    fn interpolate_with(
+        &self,
+        text: &str,
+        encode: impl Fn(&str) -> String,
+    ) -> std::result::Result<String, String> {
         let mut out = String::with_capacity(text.len());
         let mut rest = text;
         while let Some(start) = rest.find("${") {
@@ -349,7 +370,7 @@ impl Project {
                 return Ok(out);
             };
             let var = &after[..end];
-            out.push_str(&self.var(var).ok_or_else(|| var.to_string())?);
+            out.push_str(&encode(&self.var(var).ok_or_else(|| var.to_string())?));
             rest = &after[end + 1..];
         }
         out.push_str(rest);
@@ -553,6 +574,24 @@ mod tests {
     }
 
     #[test]
+    fn a_variable_inside_a_url_is_one_part_of_it() {
+        let mut p = Project::default();
+        p.dotenv.insert("PW".into(), "p@ss/w:rd".into());
+        p.dotenv
+            .insert("URL".into(), "postgres://u@h:5433/whole".into());
+        p.read_toml(
+            Path::new("pgpm.toml"),
+            "[targets.a]\nurl = \"postgres://me:${PW}@h/db\"\n[targets.b]\nurl = \"${URL}\"",
+        )
+        .unwrap();
+        let a = p.conninfo(&p.targets[0]).unwrap();
+        assert_eq!(a.get("password"), Some("p@ss/w:rd"));
+        assert_eq!((a.host().as_str(), a.dbname().as_str()), ("h", "db"));
+        let b = p.conninfo(&p.targets[1]).unwrap();
+        assert_eq!((b.port(), b.dbname().as_str()), (5433, "whole"));
+    }
+
+    #[test]
     fn passwords_unknown_keys_and_unset_variables_are_refused() {
         let err = |toml: &str| project(toml).unwrap_err().to_string();
         assert!(err("[targets.a]\nurl = \"postgres://me:secret@h/db\"").contains("never stored"),);
@@ -653,4 +692,17 @@ mod tests {
         assert_eq!(vars["PGPORT"], "6543");
         assert_eq!(vars["EMPTY"], "");
     }
+}
+
+/// Percent-encodes all but the unreserved characters of RFC 3986.
+fn percent_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
