@@ -133,10 +133,30 @@ macro_rules! boxed_from {
     };
 }
 
+/// A deploy that fails on its plan (SQL, resolution) or on the catalog
+/// fails as those do.
+impl From<DeployError> for Error {
+    fn from(e: DeployError) -> Error {
+        match e {
+            DeployError::Plan(e) => e.into(),
+            DeployError::Catalog(e) => Error::Catalog(e),
+            e => Error::Deploy(Box::new(e)),
+        }
+    }
+}
+
+/// A patch that fails to parse fails as SQL does.
+impl From<PatchError> for Error {
+    fn from(e: PatchError) -> Error {
+        match e {
+            PatchError::Sql(e) => Error::Sql(e),
+            e => Error::Patch(Box::new(e)),
+        }
+    }
+}
+
 boxed_from!(
-    Deploy(DeployError),
     Adopt(AdoptError),
-    Patch(PatchError),
     Resolve(ResolveError),
     Status(StatusError),
     Sandbox(SandboxError)

@@ -88,6 +88,8 @@ pub struct Summary {
     pub behind: bool,
     /// The command's report, for `--json`.
     pub report: serde_json::Value,
+    /// The target's name (set by [`run`]).
+    pub target: String,
 }
 
 /// Runs `work` against what `targets` resolves to, on a connection opened
@@ -103,7 +105,11 @@ pub fn run(
 ) -> Result<Vec<Summary>> {
     let work = |conn: &Connection, out: &mut Out| -> Result<Summary> {
         let mut client = target.open(conn)?;
-        work(conn, &mut client, out)
+        let summary = work(conn, &mut client, out)?;
+        Ok(Summary {
+            target: conn.name.clone(),
+            ..summary
+        })
     };
     let ui = ui::get();
     let set = match targets {

@@ -444,6 +444,11 @@ struct DeployArgs {
     /// Link to the issue.
     #[arg(long, value_name = "URL")]
     issue_link: Option<String>,
+    /// After a successful deploy that changed something, run the
+    /// [announce] hooks of pgpm.toml (an e-mail, webhooks) with its
+    /// report. A failed announcement is reported; the deploy stands.
+    #[arg(long)]
+    announce: bool,
     #[command(flatten)]
     lock: LockArgs,
 }
@@ -468,6 +473,17 @@ fn deploy(args: DeployArgs) -> Result<()> {
         })?,
         (None, None) => deploy::Mode::Safe,
     };
+    if args.announce && project.announce.is_empty() {
+        return Err(Error::Usage(format!(
+            "--announce: {} has no [announce] hooks ([announce.email] or [[announce.webhook]])",
+            project
+                .file
+                .as_ref()
+                .map_or("no pgpm.toml was found, so there are".into(), |f| f
+                    .display()
+                    .to_string())
+        )));
+    }
     let opts = DeployOptions {
         mode,
         owner: args.owner.or_else(|| defaults.owner.clone()),
@@ -490,7 +506,7 @@ fn deploy(args: DeployArgs) -> Result<()> {
         plans: Some(Default::default()),
     };
     let targets = args.target.resolve(p.conn.as_deref())?;
-    fleet::run(&args.target, targets, defaults.jobs, |conn, client, out| {
+    let result = fleet::run(&args.target, targets, defaults.jobs, |conn, client, out| {
         let report = deploy::deploy(
             client,
             Some(&conn.info),
@@ -518,8 +534,36 @@ fn deploy(args: DeployArgs) -> Result<()> {
             report: render::deploy_json(&report),
             ..Summary::default()
         })
-    })?;
-    Ok(())
+    });
+    if args.announce && !opts.dry_run {
+        match &result {
+            Ok(summaries) => announce(&project.announce, &opts, summaries),
+            Err(_) => ui::get().eprint("note: nothing was announced: the deploy failed"),
+        }
+    }
+    result.map(drop)
+}
+
+/// `deploy --announce`: the hooks run with the deploy's report, each
+/// outcome said (on stderr: a failed announcement fails nothing).
+fn announce(hooks: &pgpm::config::Announce, opts: &DeployOptions, summaries: &[Summary]) {
+    let ui = ui::get();
+    let changed: Vec<&Summary> = summaries.iter().filter(|s| s.packages > 0).collect();
+    if changed.is_empty() {
+        ui.eprint("note: nothing to announce: every package was up to date");
+        return;
+    }
+    let announcement = render::announcement(opts, &changed);
+    for sent in pgpm::ops::announce::announce(hooks, &announcement) {
+        match sent.result {
+            Ok(()) => ui.eprint(&format!("announced by {}", sent.hook)),
+            Err(e) => ui.eprint(&format!(
+                "warning: announcing by {} failed (the deploy stands): {}",
+                sent.hook,
+                error_chain(&e).trim_start_matches("error: ")
+            )),
+        }
+    }
 }
 
 /// Tells the progress of a change: what starts, each statement in the
@@ -952,6 +996,7 @@ fn status(args: StatusArgs) -> Result<Exit> {
             patches: pending,
             behind,
             report,
+            ..Summary::default()
         })
     })?;
     if args.exit_code && summaries.iter().any(|s| s.behind) {

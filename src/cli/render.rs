@@ -5,7 +5,8 @@ use std::fmt::Write as _;
 
 use pgpm::db::script::{Action, Param, Script};
 use pgpm::ops::adopt::AdoptReport;
-use pgpm::ops::deploy::{DeployReport, OutcomeKind};
+use pgpm::ops::announce::Announcement;
+use pgpm::ops::deploy::{DeployOptions, DeployReport, OutcomeKind};
 use pgpm::ops::gc::GcReport;
 use pgpm::ops::remove::RemoveReport;
 use pgpm::ops::status::Status;
@@ -14,6 +15,8 @@ use pgpm::sql::Statement;
 use pgpm::util::slash_path;
 use serde::Serialize;
 use serde_json::{Value, json};
+
+use super::fleet::Summary;
 
 /// The plan for people: package order, schemas, dependencies and each
 /// phase's statements with `file:line` relative to the package folder.
@@ -545,4 +548,65 @@ pub fn adopt_json(report: &AdoptReport) -> Value {
         "warnings": report.warnings,
         "script": report.dry_run.then(|| script(&report.script)),
     })
+}
+
+/// What `deploy --announce` tells: a subject, a text of what changed on
+/// each target, and the JSON report `{mode, vcs_ref, vcs_link, issue_ref,
+/// issue_link, targets: [{target, report}]}`.
+pub fn announcement(opts: &DeployOptions, changed: &[&Summary]) -> Announcement {
+    let mut packages: Vec<String> = Vec::new();
+    let mut text = String::new();
+    for s in changed {
+        let _ = writeln!(text, "{}:", s.target);
+        for p in s.report["packages"].as_array().into_iter().flatten() {
+            let label = format!(
+                "{} {}",
+                p["name"].as_str().unwrap_or(""),
+                p["version"].as_str().unwrap_or("")
+            );
+            if p["outcome"] == "up to date" {
+                let _ = writeln!(text, "  {label} is up to date");
+                continue;
+            }
+            let schema = p["schema"].as_str().unwrap_or("(database scope)");
+            let _ = writeln!(
+                text,
+                "  deployed {label} -> {schema} ({})",
+                p["outcome"].as_str().unwrap_or("")
+            );
+            if !packages.contains(&label) {
+                packages.push(label);
+            }
+        }
+    }
+    let mut refs = String::new();
+    for (what, value, link) in [
+        ("issue", &opts.issue_ref, &opts.issue_link),
+        ("version control", &opts.vcs_ref, &opts.vcs_link),
+    ] {
+        if let Some(value) = value {
+            let link = link.as_ref().map(|l| format!(" ({l})")).unwrap_or_default();
+            let _ = writeln!(refs, "{what}: {value}{link}");
+        }
+    }
+    let targets = match changed {
+        [one] => one.target.clone(),
+        many => format!("{} targets", many.len()),
+    };
+    Announcement {
+        subject: format!("pgpm: deployed {} to {targets}", packages.join(", ")),
+        text: format!("pgpm deploy, mode {}\n{refs}\n{text}", opts.mode),
+        report: json!({
+            "mode": opts.mode.as_str(),
+            "vcs_ref": opts.vcs_ref,
+            "vcs_link": opts.vcs_link,
+            "issue_ref": opts.issue_ref,
+            "issue_link": opts.issue_link,
+            "targets": changed
+                .iter()
+                .map(|s| json!({ "target": s.target, "report": s.report }))
+                .collect::<Vec<_>>(),
+        }),
+        issue: opts.issue_ref.clone(),
+    }
 }

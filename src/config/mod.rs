@@ -26,6 +26,7 @@
 //! from `.pgpass`, `PGPASSWORD` or a `${VAR}`.
 
 mod ancestor;
+pub mod announce;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -33,8 +34,10 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::db::conninfo::{ConnError, ConnInfo};
+use crate::util::percent_encode;
 
 pub use ancestor::GlobalConfig;
+pub use announce::Announce;
 
 /// The project config's file name.
 pub const FILE_NAME: &str = "pgpm.toml";
@@ -141,6 +144,8 @@ pub struct Project {
     pub default: Option<String>,
     pub defaults: Defaults,
     pub targets: Vec<TargetDef>,
+    /// The hooks `--announce` runs, `${VAR}`s replaced.
+    pub announce: Announce,
     /// Variables of the project's `.env`.
     dotenv: HashMap<String, String>,
 }
@@ -153,6 +158,8 @@ struct ProjectToml {
     defaults: Defaults,
     #[serde(default)]
     targets: BTreeMap<String, BTreeMap<String, toml::Value>>,
+    #[serde(default)]
+    announce: Announce,
 }
 
 /// What selects targets on a command line.
@@ -227,6 +234,7 @@ impl Project {
         let parsed: ProjectToml = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
         self.default = parsed.default;
         self.defaults = parsed.defaults;
+        self.announce = self.read_announce(parsed.announce).map_err(invalid)?;
         for (name, fields) in parsed.targets {
             let text_of = |key: &str, value: &toml::Value| -> Result<String> {
                 let raw = match value {
@@ -319,6 +327,46 @@ impl Project {
             )));
         }
         Ok(())
+    }
+
+    /// The announce hooks with their `${VAR}`s replaced; a password
+    /// written in the file is refused.
+    fn read_announce(&self, mut a: Announce) -> std::result::Result<Announce, String> {
+        let var = |what: &str, text: &mut String| -> std::result::Result<(), String> {
+            *text = self.interpolate(text).map_err(|v| {
+                format!("announce.{what}: ${{{v}}} is not set (in the environment or .env)")
+            })?;
+            Ok(())
+        };
+        if let Some(email) = &mut a.email {
+            if let Some(password) = &mut email.password {
+                if !password.contains("${") {
+                    return Err(format!(
+                        "announce.email.password: passwords are never stored in {FILE_NAME}: write password = \"${{VAR}}\" and set VAR in the environment or .env"
+                    ));
+                }
+                var("email.password", password)?;
+            }
+            var("email.server", &mut email.server)?;
+            if let Some(user) = &mut email.username {
+                var("email.username", user)?;
+            }
+            var("email.from", &mut email.from)?;
+            for to in &mut email.to {
+                var("email.to", to)?;
+            }
+            if email.to.is_empty() {
+                return Err("announce.email.to: no recipient".into());
+            }
+            email.ca_file = email.ca_file.take().map(|f| self.root.join(f));
+        }
+        for hook in &mut a.webhook {
+            var("webhook.url", &mut hook.url)?;
+            for value in hook.headers.values_mut() {
+                var("webhook.headers", value)?;
+            }
+        }
+        Ok(a)
     }
 
     /// Adds the connection sets of the ancestor's global config. A target
@@ -692,17 +740,4 @@ mod tests {
         assert_eq!(vars["PGPORT"], "6543");
         assert_eq!(vars["EMPTY"], "");
     }
-}
-
-/// Percent-encodes all but the unreserved characters of RFC 3986.
-fn percent_encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }

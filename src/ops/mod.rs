@@ -2,6 +2,7 @@
 //! and an observer for progress, and returns a typed report.
 
 pub mod adopt;
+pub mod announce;
 pub mod deploy;
 pub mod execute;
 pub mod fleet;

@@ -315,3 +315,79 @@ fn wait_retries_connecting_until_its_time_is_up() {
     assert!(stderr.contains("could not connect"), "{stderr}");
     assert!(started.elapsed() >= std::time::Duration::from_millis(900));
 }
+
+#[test]
+fn the_ancestors_set_spelling_selects_like_env_and_product_and_json_names_each_failure() {
+    let dbs: Vec<TestDb> = (0..3).map(|_| TestDb::installed()).collect();
+    let project = tempfile::tempdir().unwrap();
+    let mut toml = String::new();
+    for (i, db) in dbs.iter().enumerate() {
+        toml.push_str(&format!(
+            "[targets.c{i}]\n{}environment = \"test\"\nproduct = \"shop\"\n\n",
+            fields(db)
+        ));
+    }
+    toml.push_str(&format!(
+        "[targets.other]\n{}environment = \"test\"\nproduct = \"billing\"\n",
+        fields(&dbs[0])
+    ));
+    std::fs::write(project.path().join("pgpm.toml"), toml).unwrap();
+    shop(project.path(), "1.0.0");
+    dbs[2].exec("CREATE SCHEMA shop_1_0_0");
+
+    // `list set ENV PRODUCT` is `targets --env ENV --product PRODUCT`.
+    let (_, listed, _) = run_in(project.path(), &["list", "set", "test", "shop", "--json"]);
+    let (_, targets, _) = run_in(
+        project.path(),
+        &["targets", "--env", "test", "--product", "shop", "--json"],
+    );
+    assert_eq!(listed, targets);
+    let names: Vec<String> = serde_json::from_str::<serde_json::Value>(&listed)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["c0", "c1", "c2"]);
+
+    // `deploy set ENV PRODUCT --except NAME`: all of the set but c2.
+    let (code, stdout, stderr) = run_in(
+        project.path(),
+        &["deploy", "set", "test", "shop", "--except", "c2", "--json"],
+    );
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let outcomes: Vec<(&str, &str)> = report["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["target"].as_str().unwrap(),
+                t["outcome"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(outcomes, [("c0", "deployed"), ("c1", "deployed")]);
+
+    // The whole set: c2 fails, and its row carries the error as --json
+    // reports errors; stdout is still one document.
+    let (code, stdout, stderr) =
+        run_in(project.path(), &["deploy", "set", "test", "shop", "--json"]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let rows = report["targets"].as_array().unwrap();
+    assert_eq!(rows[0]["outcome"], "up to date");
+    assert_eq!(rows[2]["target"], "c2");
+    assert_eq!(rows[2]["outcome"], "failed");
+    assert_eq!(rows[2]["error"]["kind"], "deploy");
+    assert!(
+        rows[2]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("pgpm did not create it"),
+        "{report}"
+    );
+    assert!(stderr.contains("1 of 3 targets failed: c2"), "{stderr}");
+}

@@ -4,6 +4,7 @@
 mod common;
 
 mod ancestor;
+mod announce;
 mod cli;
 mod client;
 mod deploy;
@@ -12,6 +13,7 @@ mod install;
 mod live;
 mod migrate;
 mod operate;
+mod output;
 mod plan;
 mod safety;
 mod semver_sql;
