@@ -10,7 +10,7 @@ use super::locate::{locate, statement_location};
 use super::name::PatchId;
 use super::plan::{Group, MigrationPlan, PendingPatch};
 use super::scan::Patch;
-use super::script::{MARK_COLUMN, mark_micros};
+use super::script::{self, MARK_COLUMN, mark_micros};
 use super::{ConcurrentFailure, PatchError};
 use crate::catalog::{read, write};
 use crate::db::QueryError;
@@ -53,6 +53,15 @@ pub fn execute(
     // Progress marks, created only when a group will run (a run with
     // nothing to do stays a handful of statements).
     let marked = plan.groups.iter().any(|g| g.kind.transactional()) && marks::create(&mut **client);
+    // The notices that tell when each later patch of a group starts, when
+    // someone listens and a group has several.
+    let announced = crate::event::observed()
+        && plan
+            .groups
+            .iter()
+            .any(|g| g.kind.transactional() && g.steps.len() > 1)
+        && script::create_announcer(&mut **client);
+    let marked = (marked, announced);
     if dry_run {
         let mut tx = client.begin()?;
         let mut skipped: Option<&str> = None;
@@ -126,7 +135,7 @@ fn run_group_retrying(
     client: &mut Locked<'_>,
     info: &ConnInfo,
     group: &Group,
-    marked: bool,
+    marked: (bool, bool),
     locks: &ObjectLocks,
     on: &mut dyn FnMut(Event<'_>),
 ) -> Result<Vec<Duration>> {
@@ -185,7 +194,7 @@ pub struct DryRunStop {
 fn run_group(
     tx: &mut Transaction<'_>,
     group: &Group,
-    marked: bool,
+    (marked, announced): (bool, bool),
     on: &mut dyn FnMut(Event<'_>),
 ) -> Result<Vec<Duration>> {
     let n = group.steps.len();
@@ -208,10 +217,7 @@ fn run_group(
         names.push(p.file_name.as_str());
         sums.push(p.checksum.as_str());
     }
-    let script = group.script(
-        marked,
-        group.steps.len() > 1 && crate::event::observed() && plpgsql(tx),
-    );
+    let script = group.script(marked, announced);
     on(Event::PatchStarted {
         file_name: &group.steps[0].patch.file_name,
     });
@@ -312,16 +318,6 @@ fn run_group(
     sp.commit()
         .map_err(QueryError::with("cannot release the savepoint"))?;
     Ok(took)
-}
-
-/// Whether PL/pgSQL is installed (it is unless someone dropped it), for
-/// the notices that say when each patch of a group starts.
-fn plpgsql(tx: &mut Transaction<'_>) -> bool {
-    tx.query_one(
-        "SELECT EXISTS (SELECT FROM pg_catalog.pg_language WHERE lanname = 'plpgsql')",
-        &[],
-    )
-    .is_ok_and(|row| row.get(0))
 }
 
 /// Applies one concurrent patch: the history row in a transaction on the

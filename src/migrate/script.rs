@@ -37,6 +37,23 @@ pub const MARK_COLUMN: &str = "pgpm_mark";
 pub(super) const MARK: &str =
     "SELECT extract(epoch FROM pg_catalog.clock_timestamp()) AS pgpm_mark;\n";
 
+/// The session's function that raises the notice a patch starts with
+/// (see [`create_announcer`]).
+const ANNOUNCER: &str = "pg_temp.pgpm_patch_starts";
+
+/// Creates the session's function that tells, by a notice, that a patch
+/// of a group starts; once per session, so the group's script calls a
+/// compiled function rather than compiling a `DO` block per patch.
+/// Returns whether it could (the role may lack TEMPORARY, or PL/pgSQL may
+/// be gone): without it, only a group's first patch is told.
+pub(super) fn create_announcer(client: &mut impl postgres::GenericClient) -> bool {
+    client
+        .batch_execute(&format!(
+            "CREATE OR REPLACE FUNCTION {ANNOUNCER}(text) RETURNS void LANGUAGE plpgsql AS $$BEGIN RAISE NOTICE '%', $1; END$$"
+        ))
+        .is_ok()
+}
+
 impl Group {
     /// The script of a transactional group (see [`GroupScript`]), with
     /// progress marks after each statement when `marked`; with `announce`,
@@ -56,7 +73,7 @@ impl Group {
             let text = &step.patch.text;
             if announce && i > 0 {
                 sql.push_str(&format!(
-                    "DO $pgpm$BEGIN RAISE NOTICE '%', {}; END$pgpm$;\n",
+                    "SELECT {ANNOUNCER}({});\n",
                     quote_literal(&format!("{PATCH_STARTS}{}", step.patch.file_name))
                 ));
             }
