@@ -316,8 +316,9 @@ fn sql_location(e: &SqlError) -> Option<Location> {
         | SqlError::TooDeep {
             file, line, column, ..
         } => Location::at(file, *line, *column),
-        SqlError::Cycle { objects } => objects
+        SqlError::Cycle { cycles } => cycles
             .first()
+            .and_then(|c| c.first())
             .and_then(|o| Location::at(&o.file, o.line, 1)),
     }
 }

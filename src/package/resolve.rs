@@ -219,7 +219,9 @@ fn order(packages: &[Manifest], deps: &[Vec<usize>]) -> Result<Vec<usize>, Resol
         .collect();
     match toposort(&by_position) {
         Ok(sorted) => Ok(sorted.into_iter().map(|pos| rank[pos]).collect()),
-        Err(walk) => {
+        Err(cycles) => {
+            // The first cycle: a package cycle is fixed one edge at a time.
+            let walk = cycles.into_iter().next().unwrap_or_default();
             let label = |pos: usize| {
                 let m = &packages[rank[pos]];
                 format!("{} ({})", m.label(), m.manifest_path.display())

@@ -24,6 +24,7 @@
 //! statement defining that name. Names defined nowhere in the given
 //! statements (built-ins, other packages) are not errors.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 
@@ -69,6 +70,12 @@ pub struct Statement {
     /// What a `DROP` removes: every statement that creates or uses one of
     /// these runs after it.
     pub drops: Vec<ObjectName>,
+    /// For a routine it creates: what calls it accepts.
+    pub signature: Option<Signature>,
+    /// For routine names it calls: the numbers of arguments of every call
+    /// (a name also used without a call, as in `COMMENT ON FUNCTION f`, is
+    /// not here: it needs every overload).
+    pub arities: BTreeMap<ObjectName, Vec<usize>>,
     /// The statements this one must follow and why its place is what it
     /// is: positions, ascending, in the order [`order`] returns (the
     /// statements it defines, drops or replaces). Empty until ordered.
@@ -82,6 +89,25 @@ impl Statement {
     /// Positions past the end map to the end of the statement.
     pub fn file_offset(&self, position: usize) -> usize {
         self.offset + char_to_byte(&self.sql, position)
+    }
+}
+
+/// The input arguments of a routine, as far as the number of arguments
+/// of a call tells its overloads apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signature {
+    /// Input arguments without a default: the fewest a call passes.
+    pub min: usize,
+    /// The most a call passes; `None` with a `VARIADIC` argument.
+    pub max: Option<usize>,
+    /// The input argument types as written, for messages: `text, int`.
+    pub types: String,
+}
+
+impl Signature {
+    /// Whether a call with `n` arguments can reach this routine.
+    pub fn accepts(&self, n: usize) -> bool {
+        n >= self.min && self.max.is_none_or(|max| n <= max)
     }
 }
 
@@ -195,15 +221,20 @@ impl fmt::Display for ObjectName {
 pub struct CycleMember {
     pub kind: ObjectKind,
     pub name: ObjectName,
+    /// A routine's input argument types (`text, integer`).
+    pub signature: Option<String>,
     pub file: PathBuf,
     pub line: usize,
 }
 
 impl fmt::Display for CycleMember {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let parens = match self.kind {
-            ObjectKind::Function | ObjectKind::Procedure | ObjectKind::Aggregate => "()",
-            _ => "",
+        let parens = match (self.kind, &self.signature) {
+            (_, Some(types)) => format!("({types})"),
+            (ObjectKind::Function | ObjectKind::Procedure | ObjectKind::Aggregate, None) => {
+                "()".into()
+            }
+            _ => String::new(),
         };
         write!(
             f,
@@ -234,10 +265,11 @@ pub enum SqlError {
         column: usize,
         message: String,
     },
-    /// The statements reference each other in a loop; `objects` walks the
-    /// loop once, each member depending on the next and the last on the first.
-    #[error("dependency cycle between SQL objects: {}", cycle_display(objects))]
-    Cycle { objects: Vec<CycleMember> },
+    /// The statements reference each other in loops; each of `cycles`
+    /// walks one loop once, each member depending on the next and the last
+    /// on the first. Every loop is there, the lowest first.
+    #[error("{}", cycles_display(cycles))]
+    Cycle { cycles: Vec<Vec<CycleMember>> },
     /// Parentheses nested deeper than any server accepts (PostgreSQL
     /// stops at its `max_stack_depth` long before).
     #[error(
@@ -253,12 +285,24 @@ pub enum SqlError {
     },
 }
 
-fn cycle_display(objects: &[CycleMember]) -> String {
-    let mut parts: Vec<String> = objects.iter().map(ToString::to_string).collect();
-    if let Some(first) = objects.first() {
-        parts.push(first.to_string());
+fn cycles_display(cycles: &[Vec<CycleMember>]) -> String {
+    let walk = |objects: &Vec<CycleMember>| {
+        let mut parts: Vec<String> = objects.iter().map(ToString::to_string).collect();
+        if let Some(first) = objects.first() {
+            parts.push(first.to_string());
+        }
+        parts.join(" -> ")
+    };
+    match cycles {
+        [one] => format!("dependency cycle between SQL objects: {}", walk(one)),
+        many => {
+            let mut out = format!("{} dependency cycles between SQL objects:", many.len());
+            for (i, cycle) in many.iter().enumerate() {
+                out.push_str(&format!("\n  {}. {}", i + 1, walk(cycle)));
+            }
+            out
+        }
     }
-    parts.join(" -> ")
 }
 
 impl Statement {
@@ -266,7 +310,10 @@ impl Statement {
     /// first line (cut at 72 characters) when it defines nothing.
     pub fn summary(&self) -> String {
         if let (StatementKind::Create(kind), Some(name)) = (self.kind, self.defines.first()) {
-            return format!("create {kind} {name}");
+            return match &self.signature {
+                Some(sig) => format!("create {kind} {name}({})", sig.types),
+                None => format!("create {kind} {name}"),
+            };
         }
         let line = self.sql.lines().next().unwrap_or("").trim();
         const MAX: usize = 72;

@@ -66,15 +66,21 @@ pub fn order(
                     || name.schema.as_deref() == *schema
                     || (schema.is_none() && name.schema.as_deref() == own_schema)
             };
-            let matching = candidates
+            let matching: Vec<usize> = candidates
                 .iter()
-                .filter(|(schema, other)| *other != index && same_schema(schema));
+                .filter(|(schema, other)| *other != index && same_schema(schema))
+                .map(|&(_, other)| other)
+                .collect();
             let before = targets.len();
             if name.namespace == Namespace::Relation {
                 // Redefinitions of a relation: the first one is enough.
-                targets.extend(matching.map(|&(_, other)| other).min());
+                targets.extend(matching.iter().min());
             } else {
-                targets.extend(matching.map(|&(_, other)| other));
+                targets.extend(reachable(
+                    &statements,
+                    &matching,
+                    statement.arities.get(name),
+                ));
             }
             if targets[before..].iter().any(|&other| shell[other]) {
                 let mut at = before;
@@ -128,7 +134,7 @@ pub fn order(
         deps[index] = targets;
     }
 
-    let sequence = toposort(&deps).map_err(|walk| cycle_error(&statements, walk))?;
+    let sequence = toposort(&deps).map_err(|cycles| cycle_error(&statements, cycles))?;
     let mut position = vec![0; count];
     for (at, &index) in sequence.iter().enumerate() {
         position[index] = at;
@@ -146,6 +152,35 @@ pub fn order(
         .collect())
 }
 
+/// The overloads among `candidates` that calls with these numbers of
+/// arguments can reach; all of them when the calls are not counted or
+/// reach none (a call with named arguments, an overload defined elsewhere:
+/// depending on every candidate is then the safe guess).
+fn reachable(
+    statements: &[Statement],
+    candidates: &[usize],
+    arities: Option<&Vec<usize>>,
+) -> Vec<usize> {
+    let Some(arities) = arities else {
+        return candidates.to_vec();
+    };
+    let reached: Vec<usize> = candidates
+        .iter()
+        .copied()
+        .filter(|&c| {
+            statements[c]
+                .signature
+                .as_ref()
+                .is_none_or(|sig| arities.iter().any(|&n| sig.accepts(n)))
+        })
+        .collect();
+    if reached.is_empty() {
+        candidates.to_vec()
+    } else {
+        reached
+    }
+}
+
 /// Whether a statement is a bodiless `CREATE TYPE name;`.
 fn is_shell_type(statement: &Statement) -> bool {
     if statement.kind != StatementKind::Create(ObjectKind::Type) {
@@ -157,26 +192,30 @@ fn is_shell_type(statement: &Statement) -> bool {
     })
 }
 
-/// Names the objects of a cycle [`toposort`] found, in dependency order.
-fn cycle_error(statements: &[Statement], walk: Vec<usize>) -> SqlError {
-    let objects = walk
-        .into_iter()
-        .map(|index| {
-            let statement = &statements[index];
-            CycleMember {
-                kind: match statement.kind {
-                    StatementKind::Create(kind) => kind,
-                    _ => ObjectKind::Other,
-                },
-                name: statement
-                    .defines
-                    .first()
-                    .cloned()
-                    .unwrap_or_else(|| ObjectName::new(Namespace::Other, None, &statement.sql)),
-                file: statement.file.clone(),
-                line: statement.line,
-            }
-        })
-        .collect();
-    SqlError::Cycle { objects }
+/// Names the objects of the cycles [`toposort`] found, in dependency
+/// order, routines with their argument types.
+fn cycle_error(statements: &[Statement], cycles: Vec<Vec<usize>>) -> SqlError {
+    let member = |index: usize| {
+        let statement = &statements[index];
+        CycleMember {
+            kind: match statement.kind {
+                StatementKind::Create(kind) => kind,
+                _ => ObjectKind::Other,
+            },
+            name: statement
+                .defines
+                .first()
+                .cloned()
+                .unwrap_or_else(|| ObjectName::new(Namespace::Other, None, &statement.sql)),
+            signature: statement.signature.as_ref().map(|s| s.types.clone()),
+            file: statement.file.clone(),
+            line: statement.line,
+        }
+    };
+    SqlError::Cycle {
+        cycles: cycles
+            .into_iter()
+            .map(|walk| walk.into_iter().map(member).collect())
+            .collect(),
+    }
 }

@@ -1,11 +1,11 @@
 //! What a statement defines and what it references, read off its syntax tree.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use squawk_syntax::ast::{self, AstNode};
 use squawk_syntax::{SyntaxKind, SyntaxNode};
 
-use super::{Namespace, ObjectKind, ObjectName, StatementKind};
+use super::{Namespace, ObjectKind, ObjectName, Signature, StatementKind};
 
 pub(super) struct Analysis {
     pub(super) kind: StatementKind,
@@ -13,6 +13,8 @@ pub(super) struct Analysis {
     pub(super) references: Vec<ObjectName>,
     pub(super) standard_body: bool,
     pub(super) drops: Vec<ObjectName>,
+    pub(super) signature: Option<Signature>,
+    pub(super) arities: BTreeMap<ObjectName, Vec<usize>>,
 }
 
 /// Classifies one top-level statement and collects its names.
@@ -128,9 +130,7 @@ pub(super) fn analyze(node: &SyntaxNode, first_token: SyntaxKind) -> Analysis {
             let body_root = body.syntax();
             let mut body_refs = Refs::new(&body_root);
             body_refs.walk(&body_root);
-            for name in body_refs.names {
-                refs.push(name);
-            }
+            refs.absorb(body_refs);
         }
         // Creating an object in a schema needs the schema.
         for name in &defines {
@@ -153,12 +153,27 @@ pub(super) fn analyze(node: &SyntaxNode, first_token: SyntaxKind) -> Analysis {
         StatementKind::Drop(dropped) => dropped_names(node, dropped),
         _ => Vec::new(),
     };
+    let signature = match kind {
+        StatementKind::Create(ObjectKind::Function) => {
+            ast::CreateFunction::cast(node.clone()).and_then(|f| signature(f.param_list(), false))
+        }
+        StatementKind::Create(ObjectKind::Procedure) => {
+            ast::CreateProcedure::cast(node.clone()).and_then(|p| signature(p.param_list(), true))
+        }
+        StatementKind::Create(ObjectKind::Aggregate) => {
+            ast::CreateAggregate::cast(node.clone()).and_then(|a| signature(a.param_list(), false))
+        }
+        _ => None,
+    };
+    let arities = refs.arities();
     Analysis {
         drops,
         standard_body,
         kind,
         defines,
         references: refs.names,
+        signature,
+        arities,
     }
 }
 
@@ -434,6 +449,11 @@ const TYPE_KEYS: &[&str] = &[
 struct Refs {
     names: Vec<ObjectName>,
     seen: HashSet<ObjectName>,
+    /// Routine names called, with each call's number of arguments.
+    calls: BTreeMap<ObjectName, Vec<usize>>,
+    /// Routine names also used otherwise (no call, or a call whose
+    /// arguments cannot be counted): they need every overload.
+    uncounted: HashSet<ObjectName>,
     /// Names of the statement's common table expressions: `FROM cte` is not
     /// a relation defined elsewhere.
     ctes: HashSet<String>,
@@ -449,8 +469,36 @@ impl Refs {
         Refs {
             names: Vec::new(),
             seen: HashSet::new(),
+            calls: BTreeMap::new(),
+            uncounted: HashSet::new(),
             ctes,
         }
+    }
+
+    /// Takes in the names another walk found (a routine's string body).
+    fn absorb(&mut self, other: Refs) {
+        for name in other.names {
+            self.push(name);
+        }
+        for (name, arities) in other.calls {
+            self.calls.entry(name).or_default().extend(arities);
+        }
+        self.uncounted.extend(other.uncounted);
+    }
+
+    /// The arities of the routine names only ever called with countable
+    /// arguments, each list sorted and without duplicates.
+    fn arities(&self) -> BTreeMap<ObjectName, Vec<usize>> {
+        self.calls
+            .iter()
+            .filter(|(name, _)| !self.uncounted.contains(*name))
+            .map(|(name, arities)| {
+                let mut arities = arities.clone();
+                arities.sort_unstable();
+                arities.dedup();
+                (name.clone(), arities)
+            })
+            .collect()
     }
 
     fn push(&mut self, name: ObjectName) {
@@ -464,11 +512,15 @@ impl Refs {
             if namespace == Namespace::Relation && schema.is_none() && self.ctes.contains(&name) {
                 return;
             }
-            self.push(ObjectName {
+            let name = ObjectName {
                 namespace,
                 schema,
                 name,
-            });
+            };
+            if namespace == Namespace::Routine {
+                self.uncounted.insert(name.clone());
+            }
+            self.push(name);
         }
     }
 
@@ -571,11 +623,18 @@ impl Refs {
                 name: sequence.1,
             });
         }
-        self.push(ObjectName {
+        let name = ObjectName {
             namespace: Namespace::Routine,
             schema,
             name,
-        });
+        };
+        match call_arity(node) {
+            Some(n) => self.calls.entry(name.clone()).or_default().push(n),
+            None => {
+                self.uncounted.insert(name.clone());
+            }
+        }
+        self.push(name);
         for child in node.children().skip(1) {
             self.walk(&child);
         }
@@ -597,6 +656,62 @@ impl Refs {
             self.walk(value.syntax());
         }
     }
+}
+
+/// How many arguments a call passes (`count(*)` passes none); `None` when
+/// the arguments are not a plain list.
+fn call_arity(call: &SyntaxNode) -> Option<usize> {
+    let args = ast::CallExpr::cast(call.clone())?.arg_list()?;
+    if args.star_token().is_some() {
+        return Some(0);
+    }
+    Some(args.args().count())
+}
+
+/// What calls a routine with these parameters accepts. Output arguments
+/// are not passed, except to a procedure (from PostgreSQL 14 on they take
+/// a placeholder in `CALL`). An ordered-set aggregate's call is not
+/// counted here (`None`: every call may reach it).
+fn signature(params: Option<ast::ParamList>, procedure: bool) -> Option<Signature> {
+    let Some(params) = params else {
+        return Some(Signature {
+            min: 0,
+            max: Some(0),
+            types: String::new(),
+        });
+    };
+    if params.aggregate_order_by().is_some() {
+        return None;
+    }
+    if params.star_token().is_some() {
+        return Some(Signature {
+            min: 0,
+            max: Some(0),
+            types: "*".into(),
+        });
+    }
+    let (mut min, mut max, mut variadic) = (0, 0, false);
+    let mut types = Vec::new();
+    for param in params.params() {
+        let mode = param.mode();
+        if matches!(mode, Some(ast::ParamMode::ParamOut(_))) && !procedure {
+            continue;
+        }
+        variadic |= matches!(mode, Some(ast::ParamMode::ParamVariadic(_)));
+        max += 1;
+        if param.param_default().is_none() {
+            min = max;
+        }
+        if let Some(ty) = param.func_type() {
+            let text = ty.syntax().text().to_string();
+            types.push(text.split_whitespace().collect::<Vec<_>>().join(" "));
+        }
+    }
+    Some(Signature {
+        min,
+        max: (!variadic).then_some(max),
+        types: types.join(", "),
+    })
 }
 
 /// The first argument of a call when it is a plain string literal.

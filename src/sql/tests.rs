@@ -33,10 +33,10 @@ fn cycle(files: &[(&str, &str)]) -> (Vec<String>, String) {
     match ordered(files) {
         Err(err @ SqlError::Cycle { .. }) => {
             let message = err.to_string();
-            let SqlError::Cycle { objects } = err else {
+            let SqlError::Cycle { cycles } = err else {
                 unreachable!()
             };
-            (objects.iter().map(ToString::to_string).collect(), message)
+            (cycles[0].iter().map(ToString::to_string).collect(), message)
         }
         other => panic!("expected a cycle, got {other:?}"),
     }
@@ -856,4 +856,66 @@ fn a_placeholder_view_and_its_replacement_keep_their_order() {
     )])
     .unwrap();
     assert_eq!(order, ["v", "f", "v"]);
+}
+
+#[test]
+fn a_routines_signature_says_which_calls_reach_it() {
+    let sig = |sql: &str| {
+        let s = parse(sql).remove(0).signature.expect("a signature");
+        (s.min, s.max, s.types)
+    };
+    assert_eq!(
+        sig("create function f() returns int language sql return 1"),
+        (0, Some(0), String::new())
+    );
+    assert_eq!(
+        sig(
+            "create function f(a int, b  text default 'x', out c int) returns int language sql return 1"
+        ),
+        (1, Some(2), "int, text".into())
+    );
+    assert_eq!(
+        sig("create function f(a int, variadic rest text[]) returns int language sql return 1"),
+        (2, None, "int, text[]".into())
+    );
+    // A procedure's OUT arguments take a place in CALL.
+    assert_eq!(
+        sig("create procedure p(inout a int, out b int) language sql begin atomic select 1; end"),
+        (2, Some(2), "int, int".into())
+    );
+    assert_eq!(
+        sig("create aggregate agg(*) (sfunc = f, stype = int)"),
+        (0, Some(0), "*".into())
+    );
+    // Calls: counted per name; a name also used without a call is not.
+    let s = parse(
+        "create function g() returns int language sql as $$ select f(1) + f(1, 2) + count(*) $$",
+    )
+    .remove(0);
+    let f = ObjectName::new(Namespace::Routine, None, "f");
+    assert_eq!(s.arities.get(&f), Some(&vec![1, 2]));
+    let s = parse("comment on function f(int) is 'x'").remove(0);
+    assert_eq!(s.arities.get(&f), None);
+}
+
+#[test]
+fn a_call_depends_on_the_overloads_its_arguments_reach() {
+    let statements = parse(
+        "create function d(int) returns text language sql as $$ select d($1::text) $$;\n\
+         create function d(text) returns text language sql as $$ select d($1, 1) $$;\n\
+         create function d(text, int) returns text language sql as $$ select $1 $$;",
+    );
+    let order: Vec<String> = order(statements, None)
+        .unwrap()
+        .into_iter()
+        .map(|s| s.signature.unwrap().types)
+        .collect();
+    assert_eq!(order, ["text, int", "text", "int"]);
+    // Named arguments are counted too; a call no overload takes needs all.
+    let order = ordered(&[(
+        "x.sql",
+        "create function e(a int) returns int language sql as $$ select e(1, 2, 3) $$;\n\
+         create function e(a int, b int) returns int language sql return 1;",
+    )]);
+    assert!(order.is_ok(), "{order:?}");
 }

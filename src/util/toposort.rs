@@ -13,8 +13,9 @@ use petgraph::algo::tarjan_scc;
 use petgraph::graphmap::DiGraphMap;
 
 /// Orders `0..deps.len()` so that every node comes after each node in
-/// `deps[node]`. On a cycle, returns the walk [`cycle`] finds.
-pub fn toposort(deps: &[Vec<usize>]) -> Result<Vec<usize>, Vec<usize>> {
+/// `deps[node]`. On cycles, returns every one [`cycles`] finds (at least
+/// one), lowest first.
+pub fn toposort(deps: &[Vec<usize>]) -> Result<Vec<usize>, Vec<Vec<usize>>> {
     let count = deps.len();
     let mut waiting: Vec<usize> = deps.iter().map(Vec::len).collect();
     let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); count];
@@ -38,17 +39,18 @@ pub fn toposort(deps: &[Vec<usize>]) -> Result<Vec<usize>, Vec<usize>> {
         }
     }
     if sequence.len() < count {
-        return Err(cycle(deps, &waiting));
+        return Err(cycles(deps, &waiting));
     }
     Ok(sequence)
 }
 
-/// One cycle among the nodes the sort could not place (`waiting > 0`): the
-/// strongly connected component holding the lowest such node, walked from
-/// that node through every member and back, each node depending on the
-/// next and the last on the first. The first node is not repeated at the
-/// end; with several loops through one node, the walk passes it again.
-fn cycle(deps: &[Vec<usize>], waiting: &[usize]) -> Vec<usize> {
+/// The cycles among the nodes the sort could not place (`waiting > 0`):
+/// one per strongly connected component, ordered by their lowest node,
+/// each walked from that node through every member and back, each node
+/// depending on the next and the last on the first. The first node is not
+/// repeated at the end; with several loops through one node, the walk
+/// passes it again.
+fn cycles(deps: &[Vec<usize>], waiting: &[usize]) -> Vec<Vec<usize>> {
     let mut graph: DiGraphMap<usize, (), std::hash::RandomState> = DiGraphMap::default();
     for (node, targets) in deps.iter().enumerate() {
         if waiting[node] == 0 {
@@ -61,11 +63,20 @@ fn cycle(deps: &[Vec<usize>], waiting: &[usize]) -> Vec<usize> {
             }
         }
     }
-    let component = tarjan_scc(&graph)
+    let mut components: Vec<Vec<usize>> = tarjan_scc(&graph)
         .into_iter()
         .filter(|component| component.len() > 1 || deps[component[0]].contains(&component[0]))
-        .min_by_key(|component| component.iter().min().copied())
-        .unwrap_or_default();
+        .collect();
+    components.sort_by_key(|component| component.iter().min().copied());
+    components
+        .into_iter()
+        .map(|component| walk(deps, &component))
+        .collect()
+}
+
+/// A walk through every member of a strongly connected component, from
+/// its lowest node back to it.
+fn walk(deps: &[Vec<usize>], component: &[usize]) -> Vec<usize> {
     let members: HashSet<usize> = component.iter().copied().collect();
     let Some(start) = component.iter().min().copied() else {
         return Vec::new();
@@ -137,8 +148,15 @@ mod tests {
     fn a_cycle_is_walked_through_every_member() {
         // 3 -> 0 -> 1 -> 2 -> 0, and 4 is free.
         let deps = [vec![1], vec![2], vec![0], vec![0], vec![]];
-        assert_eq!(toposort(&deps), Err(vec![0, 1, 2]));
+        assert_eq!(toposort(&deps), Err(vec![vec![0, 1, 2]]));
         // A node that depends on itself.
-        assert_eq!(toposort(&[vec![], vec![1]]), Err(vec![1]));
+        assert_eq!(toposort(&[vec![], vec![1]]), Err(vec![vec![1]]));
+    }
+
+    #[test]
+    fn every_cycle_is_found() {
+        // 0 <-> 1, and 2 -> 3 -> 4 -> 2; 5 waits for both loops.
+        let deps = [vec![1], vec![0], vec![3], vec![4], vec![2], vec![0, 2]];
+        assert_eq!(toposort(&deps), Err(vec![vec![0, 1], vec![2, 3, 4]]));
     }
 }

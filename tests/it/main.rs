@@ -13,6 +13,7 @@ mod install;
 mod live;
 mod migrate;
 mod operate;
+mod ordering;
 mod output;
 mod plan;
 mod safety;

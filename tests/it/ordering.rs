@@ -1,0 +1,290 @@
+//! Real-world SQL through `pgpm deploy` with its files shuffled: each
+//! fixture deploys under several file orders and leaves the same schema as
+//! its statements run in one transaction in an order that works (as
+//! `psql -1 -f` of them would), compared with `pg_dump --schema-only`
+//! where a `pg_dump` for the server's major is at hand, else with a
+//! description of the schema read from the catalog.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::common::{TestDb, output, package, pgpm, server_version_num};
+
+/// A file of a fixture: the phase folder, a name, the SQL.
+type File<'a> = (&'a str, &'a str, &'a str);
+
+/// The schema every fixture deploys into (package `fx` 1.0.0).
+const SCHEMA: &str = "fx_1_0_0";
+
+/// Deploys `files` as package `fx` 1.0.0 with the files' order shuffled
+/// three ways, and checks that each deploy leaves what the statements in
+/// the order listed (a valid one) leave when run in one transaction.
+fn deploys_like_one_transaction(files: &[File<'_>]) {
+    let reference = TestDb::installed();
+    let mut script = format!("CREATE SCHEMA {SCHEMA}; SET LOCAL search_path = {SCHEMA}, public;\n");
+    for (_, _, sql) in files {
+        script.push_str(sql);
+        script.push('\n');
+    }
+    let mut client = reference.connect();
+    let mut tx = client.transaction().unwrap();
+    tx.batch_execute(&script)
+        .unwrap_or_else(|e| panic!("the fixture's valid order fails: {e}\n{script}"));
+    tx.commit().unwrap();
+    let expected = describe(&reference);
+    assert!(!expected.trim().is_empty(), "the fixture creates nothing");
+
+    let n = files.len();
+    let orders: [Vec<usize>; 3] = [
+        (0..n).rev().collect(),
+        (0..n).map(|i| (i * 7 + 3) % n).collect::<Vec<_>>(),
+        (0..n)
+            .map(|i| if i % 2 == 0 { i / 2 } else { n - 1 - i / 2 })
+            .collect(),
+    ];
+    for order in orders {
+        let mut seen = vec![false; n];
+        let order: Vec<usize> = order
+            .into_iter()
+            .filter(|&i| !std::mem::replace(&mut seen[i], true))
+            .collect();
+        assert_eq!(order.len(), n, "a permutation");
+        let db = TestDb::installed();
+        let root = tempfile::tempdir().unwrap();
+        // File names sort in `order`: the package's files come shuffled.
+        let named: Vec<(String, &str)> = order
+            .iter()
+            .enumerate()
+            .map(|(rank, &i)| {
+                let (phase, name, sql) = files[i];
+                (format!("{phase}/{rank:02}_{name}.sql"), sql)
+            })
+            .collect();
+        let refs: Vec<(&str, &str)> = named.iter().map(|(p, s)| (p.as_str(), *s)).collect();
+        let mut manifest = serde_json::json!({"name": "fx", "version": "1.0.0"});
+        for (phase, _, _) in files {
+            manifest[format!("{phase}_path")] = serde_json::json!(phase);
+        }
+        let dir = package(root.path(), "fx", manifest, &refs);
+        let (code, stdout, stderr) = output(
+            pgpm()
+                .arg("deploy")
+                .arg(db.conn_string())
+                .arg(&dir)
+                .assert(),
+        );
+        assert_eq!(code, 0, "file order {order:?}:\n{stdout}{stderr}");
+        let got = describe(&db);
+        if got != expected {
+            panic!(
+                "file order {order:?} deployed another schema than one transaction in a valid order:\n{}",
+                diff(&expected, &got)
+            );
+        }
+    }
+}
+
+/// The schema as `pg_dump --schema-only` writes it (no owners, no
+/// privileges: pgpm revokes what PUBLIC had), or as the catalog describes
+/// it when no `pg_dump` can dump this server.
+fn describe(db: &TestDb) -> String {
+    if let Some(pg_dump) = pg_dump() {
+        let out = Command::new(pg_dump)
+            .args([
+                "--schema-only",
+                "--no-owner",
+                "--no-privileges",
+                "--schema",
+                SCHEMA,
+            ])
+            .arg(format!("--dbname={}", db.conn_string()))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            // Comments name the dump's own settings and ids.
+            .filter(|l| {
+                !l.starts_with("--")
+                    && !l.starts_with("\\restrict")
+                    && !l.starts_with("\\unrestrict")
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+    }
+    db.query_scalar(&format!(
+        "SELECT string_agg(d, E'\\n' ORDER BY d COLLATE \"C\") FROM (
+            SELECT 'function ' || p.oid::regprocedure::text || ' ' || CASE WHEN p.prokind = 'a' THEN 'aggregate' ELSE pg_get_functiondef(p.oid) END
+              FROM pg_proc p WHERE p.pronamespace = '{SCHEMA}'::regnamespace
+            UNION ALL
+            SELECT 'relation ' || c.relname || ' ' || c.relkind || ' ' || coalesce(pg_get_viewdef(c.oid), '') || coalesce((
+                SELECT string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod) || ' ' || coalesce(pg_get_expr(ad.adbin, ad.adrelid), ''), ', ' ORDER BY a.attnum)
+                  FROM pg_attribute a LEFT JOIN pg_attrdef ad ON (ad.adrelid, ad.adnum) = (a.attrelid, a.attnum)
+                 WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '')
+              FROM pg_class c WHERE c.relnamespace = '{SCHEMA}'::regnamespace
+            UNION ALL
+            SELECT 'type ' || t.oid::regtype::text || ' ' || t.typtype FROM pg_type t
+             WHERE t.typnamespace = '{SCHEMA}'::regnamespace AND t.typtype IN ('b', 'd', 'e', 'r', 'm')
+            UNION ALL
+            SELECT 'constraint ' || co.conname || ' ' || pg_get_constraintdef(co.oid) FROM pg_constraint co
+             WHERE co.connamespace = '{SCHEMA}'::regnamespace
+            UNION ALL
+            SELECT 'trigger ' || pg_get_triggerdef(tg.oid) FROM pg_trigger tg JOIN pg_class c ON c.oid = tg.tgrelid
+             WHERE c.relnamespace = '{SCHEMA}'::regnamespace AND NOT tg.tgisinternal
+            UNION ALL
+            SELECT 'operator ' || o.oid::regoperator::text || ' ' || o.oprcode::regproc::text FROM pg_operator o
+             WHERE o.oprnamespace = '{SCHEMA}'::regnamespace
+            UNION ALL
+            SELECT 'comment ' || d.classoid::regclass::text || ' ' || d.objsubid || ' ' || d.description FROM pg_description d
+              JOIN pg_proc p ON d.classoid = 'pg_proc'::regclass AND p.oid = d.objoid
+             WHERE p.pronamespace = '{SCHEMA}'::regnamespace
+        ) x(d)"
+    ))
+}
+
+/// A `pg_dump` that can dump the test server (its major or newer).
+fn pg_dump() -> Option<PathBuf> {
+    let major = server_version_num() / 10000;
+    let mut candidates: Vec<PathBuf> = std::env::var_os("PG_BINDIR")
+        .map(|d| PathBuf::from(d).join("pg_dump"))
+        .into_iter()
+        .collect();
+    if let Ok(dirs) = std::fs::read_dir("/usr/lib/postgresql") {
+        for dir in dirs.flatten() {
+            if dir
+                .file_name()
+                .to_str()
+                .and_then(|v| v.parse::<i32>().ok())
+                .is_some_and(|v| v >= major)
+            {
+                candidates.push(dir.path().join("bin/pg_dump"));
+            }
+        }
+    }
+    candidates.into_iter().find(|p| Path::new(p).exists())
+}
+
+/// The lines of one text missing from the other.
+fn diff(expected: &str, got: &str) -> String {
+    let mut out = String::new();
+    for l in expected.lines().filter(|l| !got.lines().any(|g| g == *l)) {
+        out.push_str(&format!("- {l}\n"));
+    }
+    for l in got.lines().filter(|l| !expected.lines().any(|e| e == *l)) {
+        out.push_str(&format!("+ {l}\n"));
+    }
+    out
+}
+
+/// Issue point 4: overloads that call each other are told apart by how
+/// many arguments the call passes, so no false cycle.
+#[test]
+fn overloads_that_call_each_other_are_told_apart_by_their_arguments() {
+    deploys_like_one_transaction(&[
+        (
+            "functions",
+            "diag_text_int",
+            "CREATE FUNCTION diag(msg text, depth int) RETURNS text LANGUAGE sql AS $$ SELECT repeat('#', depth) || ' ' || msg $$;",
+        ),
+        (
+            "functions",
+            "diag_text",
+            "CREATE FUNCTION diag(msg text) RETURNS text LANGUAGE sql AS $$ SELECT diag(msg, 1) $$;",
+        ),
+        (
+            "functions",
+            "diag_int",
+            "CREATE FUNCTION diag(n int) RETURNS text LANGUAGE sql AS $$ SELECT diag(n::text) $$;",
+        ),
+        (
+            "functions",
+            "diag_all",
+            "CREATE FUNCTION diag_all(VARIADIC msgs text[]) RETURNS text LANGUAGE sql AS $$ SELECT string_agg(diag(m), E'\\n') FROM unnest(msgs) m $$;",
+        ),
+        (
+            "functions",
+            "notes",
+            "CREATE FUNCTION notes() RETURNS text LANGUAGE sql AS $$ SELECT diag_all('a', 'b') || diag(2) $$;\nCOMMENT ON FUNCTION diag(text) IS 'one level deep';",
+        ),
+    ]);
+}
+
+/// Issue point 4: every cycle is reported, each routine with its argument
+/// types, before anything runs.
+#[test]
+fn every_cycle_is_reported_with_the_overloads_signatures() {
+    let db = TestDb::installed();
+    let root = tempfile::tempdir().unwrap();
+    let dir = package(
+        root.path(),
+        "loops",
+        serde_json::json!({"name": "loops", "version": "1.0.0", "functions_path": "functions", "views_path": "views"}),
+        &[
+            (
+                "functions/a.sql",
+                "CREATE FUNCTION ping(n int) RETURNS int LANGUAGE sql AS $$ SELECT pong(n, 1) $$;\n",
+            ),
+            (
+                "functions/b.sql",
+                "CREATE FUNCTION pong(n int, m int) RETURNS int LANGUAGE sql AS $$ SELECT ping(n) $$;\n",
+            ),
+            (
+                "views/c.sql",
+                "CREATE VIEW one AS SELECT * FROM two;\nCREATE VIEW two AS SELECT * FROM one;\n",
+            ),
+        ],
+    );
+    let (code, stdout, stderr) = output(
+        pgpm()
+            .arg("deploy")
+            .arg(db.conn_string())
+            .arg(&dir)
+            .assert(),
+    );
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    let a = dir.join("functions/a.sql");
+    let b = dir.join("functions/b.sql");
+    let c = dir.join("views/c.sql");
+    assert!(
+        stderr.contains(&format!(
+            "error: dependency cycle between SQL objects: function ping(int) ({}:1) -> function pong(int, int) ({}:1) -> function ping(int) ({}:1)",
+            a.display(),
+            b.display(),
+            a.display()
+        )),
+        "{stderr}"
+    );
+    // Each phase is ordered on its own: the views' loop is the next error.
+    std::fs::write(
+        &b,
+        "CREATE FUNCTION pong(n int, m int) RETURNS int LANGUAGE sql AS $$ SELECT n + m $$;\n",
+    )
+    .unwrap();
+    std::fs::write(
+        &c,
+        "CREATE VIEW one AS SELECT * FROM two;\nCREATE VIEW two AS SELECT * FROM one;\nCREATE VIEW three AS SELECT * FROM four;\nCREATE VIEW four AS SELECT * FROM three;\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = output(
+        pgpm()
+            .arg("deploy")
+            .arg(db.conn_string())
+            .arg(&dir)
+            .assert(),
+    );
+    assert_eq!(code, 1);
+    let c = c.display();
+    assert!(
+        stderr.contains(&format!(
+            "error: 2 dependency cycles between SQL objects:\n  1. view one ({c}:1) -> view two ({c}:2) -> view one ({c}:1)\n  2. view three ({c}:3) -> view four ({c}:4) -> view three ({c}:3)"
+        )),
+        "{stderr}"
+    );
+    let n: i64 = db.query_scalar("SELECT count(*) FROM pg_namespace WHERE nspname = 'loops_1_0_0'");
+    assert_eq!(n, 0);
+}
