@@ -316,7 +316,7 @@ fn sql_location(e: &SqlError) -> Option<Location> {
         | SqlError::TooDeep {
             file, line, column, ..
         } => Location::at(file, *line, *column),
-        SqlError::Cycle { cycles } => cycles
+        SqlError::Cycle { cycles, .. } => cycles
             .first()
             .and_then(|c| c.first())
             .and_then(|o| Location::at(&o.file, o.line, 1)),

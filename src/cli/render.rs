@@ -64,6 +64,7 @@ pub fn plan_text(plan: &Plan, existing: Option<&BTreeSet<String>>, explain: bool
         for note in &p.notes {
             let _ = writeln!(out, "   note: {note}");
         }
+        let all: Vec<&Statement> = p.statements().collect();
         for phase in &p.phases {
             let _ = writeln!(out, "   {}:", phase.phase);
             let width = phase
@@ -75,11 +76,8 @@ pub fn plan_text(plan: &Plan, existing: Option<&BTreeSet<String>>, explain: bool
             for s in &phase.statements {
                 let _ = writeln!(out, "     {:width$}  {}", location(s), s.summary());
                 if explain && !s.waits_for.is_empty() {
-                    let after: Vec<String> = s
-                        .waits_for
-                        .iter()
-                        .map(|&w| location(&phase.statements[w]))
-                        .collect();
+                    let after: Vec<String> =
+                        s.waits_for.iter().map(|&w| location(all[w])).collect();
                     let _ = writeln!(out, "     {:width$}    after {}", "", after.join(", "));
                 }
             }
@@ -180,7 +178,8 @@ impl Serialize for PhaseJson<'_> {
             column: usize,
             kind: String,
             defines: Vec<String>,
-            /// Indexes into this phase's `statements`.
+            /// Indexes into the package's statements, its phases' lists
+            /// concatenated.
             waits_for: &'a [usize],
             sql: &'a str,
         }

@@ -6,13 +6,17 @@
 //! packages, and returns a value that deploy turns into a script and
 //! `pgpm plan` prints. Nothing here touches a database.
 //!
-//! Within a package the phases run in [`Phase`] order. Table scripts run
-//! once per package and file and are recorded per file, so the tables phase
-//! keeps its statements grouped by file in natural path order and never
-//! reorders them. The other phases order the statements of all their files
-//! together with [`sql::order`]; `DROP` statements in type files run before
-//! everything else of the phase, as the ancestor did, so a type script can
-//! drop an old definition and recreate it.
+//! Within a package every statement of every phase is ordered in one
+//! graph ([`sql::order_tagged`]): the input is in [`Phase`] order, and a
+//! statement moves later only when it uses what comes later (a table's
+//! `DEFAULT` calling a function of the package, a domain over a table's
+//! row type, a SQL function returning a view's rows), so the phase order
+//! is the tie-breaker, not a wall. The result is a list of runs
+//! ([`PhasePlan`]): the consecutive statements of one phase. Table scripts
+//! run once per package and file and are recorded per file, so their
+//! statements keep their files' order (natural path order) and each file's
+//! own order; `DROP` statements in type files come first, as the ancestor
+//! ran them, so a type script can drop an old definition and recreate it.
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -102,8 +106,10 @@ pub struct PackagePlan {
     pub schema: Option<String>,
     /// In manifest order (by name).
     pub dependencies: Vec<ResolvedDependency>,
-    /// Only phases with files, in [`Phase`] order. Empty when the package
-    /// was left unparsed (see `parsing`).
+    /// The runs in the order they run: each the consecutive statements of
+    /// one phase, usually one run per phase with files, in [`Phase`] order;
+    /// a phase has several when some of its statements wait for a later
+    /// phase's. Empty when the package was left unparsed (see `parsing`).
     pub phases: Vec<PhasePlan>,
     /// Whether the package's SQL was parsed into `phases`.
     pub parsing: Parsing,
@@ -126,7 +132,8 @@ pub enum Parsing {
     Skipped,
 }
 
-/// The statements of one phase of a package, in the order they run.
+/// A run: consecutive statements of one phase of a package, in the order
+/// they run.
 ///
 /// Statement `file`s are relative to the package directory
 /// (`manifest.dir`); join them to it to open or print the file.
@@ -152,12 +159,14 @@ pub struct PackageFile {
 }
 
 /// A table script: one file of the tables phase, run and recorded as a unit.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct TableScript<'a> {
     /// Relative to the package directory.
     pub path: &'a Path,
     pub checksum: &'a str,
-    pub statements: &'a [Statement],
+    /// Its statements in the order they run (in one run of the tables
+    /// phase, or in several when some wait for a later phase).
+    pub statements: Vec<&'a Statement>,
 }
 
 impl Plan {
@@ -168,20 +177,36 @@ impl Plan {
 }
 
 impl PackagePlan {
-    /// The plan of one phase, if the package has files in it.
+    /// The first run of a phase, if the package has files in it.
     pub fn phase(&self, phase: Phase) -> Option<&PhasePlan> {
         self.phases.iter().find(|p| p.phase == phase)
     }
 
-    /// The table scripts in the order they run, each with its statements.
+    /// The table scripts in file order, each once.
     pub fn table_scripts(&self) -> impl Iterator<Item = TableScript<'_>> {
-        self.phase(Phase::Tables).into_iter().flat_map(|phase| {
-            phase.files.iter().map(move |file| TableScript {
+        let mut seen = std::collections::HashSet::new();
+        self.phases
+            .iter()
+            .filter(|run| run.phase == Phase::Tables)
+            .flat_map(|run| run.files.iter())
+            .filter(move |file| seen.insert(file.path.as_path()))
+            .map(|file| TableScript {
                 path: &file.path,
                 checksum: &file.checksum,
-                statements: &phase.statements[file.statements.clone().unwrap_or(0..0)],
+                statements: self
+                    .phases
+                    .iter()
+                    .filter(|run| run.phase == Phase::Tables)
+                    .flat_map(|run| &run.statements)
+                    .filter(|s| s.file == file.path)
+                    .collect(),
             })
-        })
+    }
+
+    /// Every statement in the order it runs (the runs concatenated): what
+    /// [`Statement::waits_for`] counts in.
+    pub fn statements(&self) -> impl Iterator<Item = &Statement> {
+        self.phases.iter().flat_map(|run| &run.statements)
     }
 
     /// `name version`.
@@ -335,11 +360,10 @@ fn package_phases(
     mut parsed: Vec<Option<std::result::Result<Vec<Statement>, SqlError>>>,
 ) -> Result<PackageSql> {
     let dir = &package.manifest.dir;
-    let mut phases = Vec::new();
     let mut notes = Vec::new();
+    let mut statements: Vec<(Phase, Statement)> = Vec::new();
+    let mut files: Vec<(Phase, PathBuf, String)> = Vec::new();
     for phase in Phase::ALL {
-        let mut statements = Vec::new();
-        let mut files = Vec::new();
         for (index, file) in package.files.iter().enumerate() {
             if file.phase != phase {
                 continue;
@@ -384,47 +408,85 @@ fn package_phases(
                     control: stmt.session_control().expect("found"),
                 });
             }
-            let start = statements.len();
-            statements.extend(parsed);
-            files.push(PackageFile {
-                path: file.path.clone(),
-                checksum: file.checksum.clone(),
-                statements: (phase == Phase::Tables).then_some(start..statements.len()),
+            statements.extend(parsed.into_iter().map(|s| (phase, s)));
+            files.push((phase, file.path.clone(), file.checksum.clone()));
+        }
+    }
+    // One graph over every phase: the input is in phase order (a type
+    // file's DROPs first, as the ancestor ran them), and a statement moves
+    // later only when what it uses comes later (a table's DEFAULT calling
+    // a function of the package). Table scripts keep their file order.
+    let (drops, rest): (Vec<_>, Vec<_>) = statements
+        .into_iter()
+        .partition(|(phase, s)| *phase == Phase::Types && matches!(s.kind, StatementKind::Drop(_)));
+    let mut input = drops;
+    input.extend(rest);
+    let ordered = sql::order_tagged(input, package.manifest.schema(), |phase| {
+        *phase == Phase::Tables
+    })?;
+    Ok(PackageSql {
+        phases: runs(ordered, &files, dir),
+        notes,
+    })
+}
+
+/// The ordered statements as runs: each run the consecutive statements of
+/// one phase, with the phase's files that have statements in it (a table
+/// file with the range of its statements there). A file without
+/// statements goes with the first run of its phase, a phase without
+/// statements gets an empty run at the end, so every file is listed once
+/// at least. Statement files become relative to the package directory.
+fn runs(
+    ordered: Vec<(Phase, Statement)>,
+    files: &[(Phase, PathBuf, String)],
+    dir: &Path,
+) -> Vec<PhasePlan> {
+    let mut runs: Vec<PhasePlan> = Vec::new();
+    for (phase, mut statement) in ordered {
+        if let Ok(relative) = statement.file.strip_prefix(dir) {
+            statement.file = relative.to_path_buf();
+        }
+        match runs.last_mut() {
+            Some(run) if run.phase == phase => run.statements.push(statement),
+            _ => runs.push(PhasePlan {
+                phase,
+                statements: vec![statement],
+                files: Vec::new(),
+            }),
+        }
+    }
+    for (phase, path, checksum) in files {
+        let mut listed = false;
+        for run in runs.iter_mut().filter(|r| r.phase == *phase) {
+            let at: Vec<usize> = (0..run.statements.len())
+                .filter(|&i| &run.statements[i].file == path)
+                .collect();
+            if at.is_empty() {
+                continue;
+            }
+            listed = true;
+            run.files.push(PackageFile {
+                path: path.clone(),
+                checksum: checksum.clone(),
+                statements: (*phase == Phase::Tables).then(|| at[0]..at[at.len() - 1] + 1),
             });
         }
-        if files.is_empty() {
+        if listed {
             continue;
         }
-        let mut statements = match phase {
-            Phase::Tables => statements,
-            Phase::Types => {
-                let (drops, rest): (Vec<_>, Vec<_>) = statements
-                    .into_iter()
-                    .partition(|s| matches!(s.kind, StatementKind::Drop(_)));
-                let offset = drops.len();
-                let mut ordered = drops;
-                ordered.extend(
-                    sql::order(rest, package.manifest.schema())?
-                        .into_iter()
-                        .map(|mut s| {
-                            s.waits_for.iter_mut().for_each(|w| *w += offset);
-                            s
-                        }),
-                );
-                ordered
-            }
-            _ => sql::order(statements, package.manifest.schema())?,
+        let file = PackageFile {
+            path: path.clone(),
+            checksum: checksum.clone(),
+            statements: (*phase == Phase::Tables).then_some(0..0),
         };
-        for statement in &mut statements {
-            if let Ok(relative) = statement.file.strip_prefix(dir) {
-                statement.file = relative.to_path_buf();
-            }
+        match runs.iter_mut().find(|r| r.phase == *phase) {
+            Some(run) => run.files.push(file),
+            None => runs.push(PhasePlan {
+                phase: *phase,
+                statements: Vec::new(),
+                files: vec![file],
+            }),
         }
-        phases.push(PhasePlan {
-            phase,
-            statements,
-            files,
-        });
     }
-    Ok(PackageSql { phases, notes })
+    runs
 }

@@ -37,7 +37,7 @@ mod split;
 mod tests;
 
 pub use control::{SessionControl, is_transaction_wrapper};
-pub use order::order;
+pub use order::{order, order_tagged};
 pub use placeholder::{Placeholders, substitute};
 pub use split::parse_file;
 
@@ -268,8 +268,13 @@ pub enum SqlError {
     /// The statements reference each other in loops; each of `cycles`
     /// walks one loop once, each member depending on the next and the last
     /// on the first. Every loop is there, the lowest first.
-    #[error("{}", cycles_display(cycles))]
-    Cycle { cycles: Vec<Vec<CycleMember>> },
+    #[error("{}{}", cycles_display(cycles), if *table_order { TABLE_ORDER } else { "" })]
+    Cycle {
+        cycles: Vec<Vec<CycleMember>>,
+        /// A loop goes through table scripts, which keep their files'
+        /// order: the fix is renaming files.
+        table_order: bool,
+    },
     /// Parentheses nested deeper than any server accepts (PostgreSQL
     /// stops at its `max_stack_depth` long before).
     #[error(
@@ -284,6 +289,8 @@ pub enum SqlError {
         limit: usize,
     },
 }
+
+const TABLE_ORDER: &str = "\ntable scripts run in the order of their file names (and each file's statements in order): rename the files so that a file comes after those whose tables it uses";
 
 fn cycles_display(cycles: &[Vec<CycleMember>]) -> String {
     let walk = |objects: &Vec<CycleMember>| {

@@ -32,6 +32,23 @@ pub fn order(
     statements: Vec<Statement>,
     own_schema: Option<&str>,
 ) -> Result<Vec<Statement>, SqlError> {
+    let tagged = statements.into_iter().map(|s| ((), s)).collect();
+    Ok(order_tagged(tagged, own_schema, |_| false)?
+        .into_iter()
+        .map(|(_, s)| s)
+        .collect())
+}
+
+/// [`order`] over statements that each carry a tag (the phase they come
+/// from), which comes along. The statements `chained` selects keep their
+/// input order among themselves (each waits for the one before it), as
+/// table scripts do; the others move as their references ask.
+pub fn order_tagged<T>(
+    tagged: Vec<(T, Statement)>,
+    own_schema: Option<&str>,
+    chained: impl Fn(&T) -> bool,
+) -> Result<Vec<(T, Statement)>, SqlError> {
+    let (tags, statements): (Vec<T>, Vec<Statement>) = tagged.into_iter().unzip();
     let count = statements.len();
     let mut definers: Definers = HashMap::new();
     for (index, statement) in statements.iter().enumerate() {
@@ -133,21 +150,42 @@ pub fn order(
         targets.dedup();
         deps[index] = targets;
     }
+    let mut previous: Option<usize> = None;
+    for (index, tag) in tags.iter().enumerate() {
+        if chained(tag) {
+            if let Some(before) = previous
+                && let Err(at) = deps[index].binary_search(&before)
+            {
+                deps[index].insert(at, before);
+            }
+            previous = Some(index);
+        }
+    }
 
-    let sequence = toposort(&deps).map_err(|cycles| cycle_error(&statements, cycles))?;
+    let sequence = toposort(&deps).map_err(|cycles| {
+        // Two chained statements next to each other on a loop: the chain
+        // is one of its edges.
+        let table_order = cycles.iter().any(|walk| {
+            walk.iter()
+                .zip(walk.iter().cycle().skip(1))
+                .any(|(&a, &b)| chained(&tags[a]) && chained(&tags[b]))
+        });
+        cycle_error(&statements, cycles, table_order)
+    })?;
     let mut position = vec![0; count];
     for (at, &index) in sequence.iter().enumerate() {
         position[index] = at;
     }
-    let mut slots: Vec<Option<Statement>> = statements.into_iter().map(Some).collect();
+    let mut slots: Vec<Option<(T, Statement)>> =
+        tags.into_iter().zip(statements).map(Some).collect();
     Ok(sequence
         .into_iter()
         .filter_map(|index| {
-            let mut statement = slots[index].take()?;
+            let (tag, mut statement) = slots[index].take()?;
             let mut waits_for: Vec<usize> = deps[index].iter().map(|&d| position[d]).collect();
             waits_for.sort_unstable();
             statement.waits_for = waits_for;
-            Some(statement)
+            Some((tag, statement))
         })
         .collect())
 }
@@ -194,7 +232,7 @@ fn is_shell_type(statement: &Statement) -> bool {
 
 /// Names the objects of the cycles [`toposort`] found, in dependency
 /// order, routines with their argument types.
-fn cycle_error(statements: &[Statement], cycles: Vec<Vec<usize>>) -> SqlError {
+fn cycle_error(statements: &[Statement], cycles: Vec<Vec<usize>>, table_order: bool) -> SqlError {
     let member = |index: usize| {
         let statement = &statements[index];
         CycleMember {
@@ -213,6 +251,7 @@ fn cycle_error(statements: &[Statement], cycles: Vec<Vec<usize>>) -> SqlError {
         }
     };
     SqlError::Cycle {
+        table_order,
         cycles: cycles
             .into_iter()
             .map(|walk| walk.into_iter().map(member).collect())

@@ -33,7 +33,7 @@ fn cycle(files: &[(&str, &str)]) -> (Vec<String>, String) {
     match ordered(files) {
         Err(err @ SqlError::Cycle { .. }) => {
             let message = err.to_string();
-            let SqlError::Cycle { cycles } = err else {
+            let SqlError::Cycle { cycles, .. } = err else {
                 unreachable!()
             };
             (cycles[0].iter().map(ToString::to_string).collect(), message)
@@ -918,4 +918,70 @@ fn a_call_depends_on_the_overloads_its_arguments_reach() {
          create function e(a int, b int) returns int language sql return 1;",
     )]);
     assert!(order.is_ok(), "{order:?}");
+}
+
+#[test]
+fn chained_statements_keep_their_order_and_a_loop_through_them_says_so() {
+    let tagged = |files: &[(&str, &str, bool)]| -> Vec<(bool, Statement)> {
+        files
+            .iter()
+            .flat_map(|(path, text, chained)| {
+                parse_file(Path::new(path), text)
+                    .unwrap()
+                    .into_iter()
+                    .map(move |s| (*chained, s))
+            })
+            .collect()
+    };
+    // The table's DEFAULT needs a function of a later phase: it moves
+    // after it, and the INSERT of its file stays after it.
+    let ordered = order_tagged(
+        tagged(&[
+            (
+                "t.sql",
+                "create table t (c text default f());\ninsert into t default values;",
+                true,
+            ),
+            ("u.sql", "create table u (n int);", true),
+            (
+                "f.sql",
+                "create function f() returns text language sql return 'x';",
+                false,
+            ),
+        ]),
+        None,
+        |chained| *chained,
+    )
+    .unwrap();
+    let sqls: Vec<&str> = ordered.iter().map(|(_, s)| s.sql.as_str()).collect();
+    assert_eq!(
+        sqls,
+        [
+            "create function f() returns text language sql return 'x';",
+            "create table t (c text default f());",
+            "insert into t default values;",
+            "create table u (n int);"
+        ]
+    );
+    // A table file that uses the table of a later file.
+    let err = order_tagged(
+        tagged(&[
+            ("a.sql", "create table a (b_id int references b);", true),
+            ("b.sql", "create table b (id int primary key);", true),
+        ]),
+        None,
+        |chained| *chained,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SqlError::Cycle {
+                table_order: true,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("rename the files"), "{err}");
 }

@@ -3,7 +3,7 @@
 //! notification.
 
 use std::collections::{BTreeSet, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use postgres::GenericClient;
 
@@ -343,40 +343,61 @@ fn statement_actions(
     } else {
         read::applied_table_scripts(client, name, &target)?
     };
-    for phase in &pkg.phases {
-        if phase.phase == Phase::Tables {
-            for table in pkg.table_scripts() {
-                if only_files.is_some_and(|f| !f.contains(table.path)) {
-                    continue;
-                }
-                let rerun = only_files.is_some();
-                match applied.get(table.path) {
-                    Some(a) if a.checksum == table.checksum && !rerun => continue,
-                    Some(a) if !rerun && mode != Mode::Unsafe => {
-                        return Err(DeployError::TableScriptChanged {
-                            package: pkg.label(),
-                            schema: target,
-                            file: table.path.to_path_buf(),
-                            applied_at: a.applied_at.clone(),
-                        });
-                    }
-                    _ => {}
-                }
-                push_batch(script, pkg, table.statements.iter(), marked);
+    // Which table scripts run (and which are refused), once per file.
+    let mut runs_table: HashMap<&Path, bool> = HashMap::new();
+    for table in pkg.table_scripts() {
+        if only_files.is_some_and(|f| !f.contains(table.path)) {
+            runs_table.insert(table.path, false);
+            continue;
+        }
+        let rerun = only_files.is_some();
+        let runs = match applied.get(table.path) {
+            Some(a) if a.checksum == table.checksum && !rerun => false,
+            Some(a) if !rerun && mode != Mode::Unsafe => {
+                return Err(DeployError::TableScriptChanged {
+                    package: pkg.label(),
+                    schema: target,
+                    file: table.path.to_path_buf(),
+                    applied_at: a.applied_at.clone(),
+                });
+            }
+            _ => true,
+        };
+        runs_table.insert(table.path, runs);
+    }
+    // The runs in order, each one batch; a table script is recorded after
+    // the run that holds its last statement.
+    let last_run: HashMap<&Path, usize> = pkg
+        .phases
+        .iter()
+        .enumerate()
+        .filter(|(_, run)| run.phase == Phase::Tables)
+        .flat_map(|(i, run)| run.files.iter().map(move |f| (f.path.as_path(), i)))
+        .collect();
+    for (i, run) in pkg.phases.iter().enumerate() {
+        if run.phase != Phase::Tables {
+            let statements = run
+                .statements
+                .iter()
+                .filter(|s| only_files.is_none_or(|f| f.contains(&s.file)));
+            push_batch(script, pkg, statements, marked);
+            continue;
+        }
+        let statements = run
+            .statements
+            .iter()
+            .filter(|s| runs_table.get(s.file.as_path()) == Some(&true));
+        push_batch(script, pkg, statements, marked);
+        for file in &run.files {
+            if last_run.get(file.path.as_path()) == Some(&i) && runs_table[file.path.as_path()] {
                 script.push(write::record_table_script(
                     name,
                     &target,
-                    &table.path.to_string_lossy(),
-                    table.checksum,
+                    &file.path.to_string_lossy(),
+                    &file.checksum,
                 ));
             }
-            continue;
         }
-        let statements = phase
-            .statements
-            .iter()
-            .filter(|s| only_files.is_none_or(|f| f.contains(&s.file)));
-        push_batch(script, pkg, statements, marked);
     }
     Ok(())
 }
