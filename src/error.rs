@@ -362,6 +362,9 @@ fn plan_location(e: &PlanError) -> Option<Location> {
         }
         | PlanError::SessionControl {
             file, line, column, ..
+        }
+        | PlanError::SearchPath {
+            file, line, column, ..
         } => Location::at(file, *line, *column),
         PlanError::Resolve(_) => None,
     }

@@ -47,6 +47,17 @@ pub enum PlanError {
         column: usize,
         package: String,
     },
+    /// A package file changes the `search_path` its statements run with.
+    #[error(
+        "{}:{line}:{column}: {statement}: a package file may not change search_path: pgpm runs every statement with the package's schema first (and its dependencies'), so that objects are created there; remove it, and name other schemas explicitly (or with placeholders such as @core@)",
+        file.display()
+    )]
+    SearchPath {
+        file: PathBuf,
+        line: usize,
+        column: usize,
+        statement: String,
+    },
     /// A package file holds a statement that cannot run in a transaction.
     #[error(
         "{}:{line}:{column}: {command} cannot run inside a transaction, and a deploy is one: put it in a concurrent patch (patch-MAJOR-MINOR-POINT-concurrent.sql), which migrate runs outside one",
@@ -408,6 +419,7 @@ fn package_phases(
                     control: stmt.session_control().expect("found"),
                 });
             }
+            let parsed = file_settings(parsed, &dir.join(&file.path), &mut notes)?;
             statements.extend(parsed.into_iter().map(|s| (phase, s)));
             files.push((phase, file.path.clone(), file.checksum.clone()));
         }
@@ -428,6 +440,53 @@ fn package_phases(
         phases: runs(ordered, &files, dir),
         notes,
     })
+}
+
+/// Scopes a file's `SET`s to the file: each is taken out of the statement
+/// list and given to the statements after it in the file (in
+/// [`Statement::settings`]), so that they, and no statement of another
+/// file, run with it wherever ordering puts them. A `SET search_path` is
+/// refused: pgpm gives every statement the package's own schema first,
+/// and a file that changed it would create its objects elsewhere. A `SET`
+/// that no statement follows is said in a note.
+fn file_settings(
+    parsed: Vec<Statement>,
+    path: &Path,
+    notes: &mut Vec<String>,
+) -> Result<Vec<Statement>> {
+    let mut current: std::sync::Arc<Vec<Statement>> = Default::default();
+    let mut out = Vec::with_capacity(parsed.len());
+    let mut trailing: Option<usize> = None;
+    for mut statement in parsed {
+        match statement.setting() {
+            Some(name) if name == "search_path" => {
+                return Err(PlanError::SearchPath {
+                    file: statement.file.clone(),
+                    line: statement.line,
+                    column: statement.column,
+                    statement: statement.excerpt(60),
+                });
+            }
+            Some(_) => {
+                trailing.get_or_insert(statement.line);
+                let mut scope = (*current).clone();
+                scope.push(statement);
+                current = std::sync::Arc::new(scope);
+            }
+            None => {
+                trailing = None;
+                statement.settings = current.clone();
+                out.push(statement);
+            }
+        }
+    }
+    if let Some(line) = trailing {
+        notes.push(format!(
+            "{}:{line}: a SET at the end of the file changes nothing (a file's SETs apply to the statements after them in the same file); it is left out",
+            path.display()
+        ));
+    }
+    Ok(out)
 }
 
 /// The ordered statements as runs: each run the consecutive statements of

@@ -73,6 +73,57 @@ impl Statement {
         }
     }
 
+    /// The setting a statement changes for what follows it in the
+    /// session, lower-cased: `SET [SESSION | LOCAL] name ...` (`TIME ZONE`
+    /// is `timezone`, `NAMES` is `client_encoding`, `SCHEMA` is
+    /// `search_path`), `RESET name`, or a top-level `SELECT
+    /// [pg_catalog.]set_config('name', ...)`. `None` for other statements,
+    /// and for `SET CONSTRAINTS`, `SET TRANSACTION` and `SET SESSION
+    /// CHARACTERISTICS`, which act on the transaction.
+    pub fn setting(&self) -> Option<String> {
+        let sql = self.sql.trim();
+        let mut words = sql
+            .split(|c: char| c.is_whitespace() || c == '=' || c == ';')
+            .filter(|w| !w.is_empty());
+        let first = words.next()?.to_ascii_lowercase();
+        match first.as_str() {
+            "set" | "reset" => {
+                let mut name = words.next()?.to_ascii_lowercase();
+                if first == "set" && matches!(name.as_str(), "session" | "local") {
+                    name = words.next()?.to_ascii_lowercase();
+                }
+                let name = match name.as_str() {
+                    "constraints" | "transaction" | "characteristics" | "role" | "all" => {
+                        return None;
+                    }
+                    "session" if first == "reset" => return None,
+                    "time" => "timezone".to_string(),
+                    "names" => "client_encoding".to_string(),
+                    "schema" => "search_path".to_string(),
+                    "xml" => "xmloption".to_string(),
+                    _ => name.trim_matches('"').to_string(),
+                };
+                Some(name)
+            }
+            "select" => {
+                let rest = sql[first.len()..].trim_start();
+                let lower = rest.to_ascii_lowercase();
+                let call = lower
+                    .strip_prefix("pg_catalog.")
+                    .unwrap_or(&lower)
+                    .strip_prefix("set_config")?
+                    .trim_start()
+                    .strip_prefix('(')?
+                    .trim_start();
+                let name = call.strip_prefix('\'')?.split('\'').next()?;
+                // A change of role is not a setting to scope: it runs, and
+                // the deploy then refuses to commit (see `RoleChanged`).
+                (!matches!(name, "role" | "session_authorization")).then(|| name.to_string())
+            }
+            _ => None,
+        }
+    }
+
     /// Whether running the statement may run code or change data, rather
     /// than only define objects in the catalog. Statements that only
     /// define (`CREATE FUNCTION`, `CREATE TYPE`, `CREATE VIEW`, `DROP`,

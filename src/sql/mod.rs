@@ -70,6 +70,10 @@ pub struct Statement {
     /// What a `DROP` removes: every statement that creates or uses one of
     /// these runs after it.
     pub drops: Vec<ObjectName>,
+    /// The `SET`s (and `RESET`s, `set_config` calls) of its file that come
+    /// before it, in file order: it runs with them, and nothing of another
+    /// file does (see `plan`).
+    pub settings: std::sync::Arc<Vec<Statement>>,
     /// For a routine it creates: what calls it accepts.
     pub signature: Option<Signature>,
     /// For routine names it calls: the numbers of arguments of every call

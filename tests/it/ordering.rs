@@ -22,9 +22,12 @@ const SCHEMA: &str = "fx_1_0_0";
 fn deploys_like_one_transaction(files: &[File<'_>]) {
     let reference = TestDb::installed();
     let mut script = format!("CREATE SCHEMA {SCHEMA}; SET LOCAL search_path = {SCHEMA}, public;\n");
+    // A file's SETs end with the file.
     for (_, _, sql) in files {
         script.push_str(sql);
-        script.push('\n');
+        script.push_str(&format!(
+            "\nRESET ALL;\nSET LOCAL search_path = {SCHEMA}, public;\n"
+        ));
     }
     let mut client = reference.connect();
     let mut tx = client.transaction().unwrap();
@@ -350,4 +353,120 @@ fn statements_cross_phases_when_what_they_use_comes_later() {
             "CREATE VIEW latest_codes AS SELECT code FROM latest();",
         ),
     ]);
+}
+
+/// Issue point 2: a file's SETs apply to its own statements, wherever
+/// ordering puts them, and to no other file's: here the time zone a
+/// timestamptz constant is read in.
+#[test]
+fn a_files_set_applies_to_that_file_only() {
+    deploys_like_one_transaction(&[
+        (
+            "tables",
+            "utc",
+            "CREATE TABLE utc_events (at timestamptz DEFAULT '2024-01-01 00:00'::timestamptz);",
+        ),
+        (
+            "tables",
+            "tokyo",
+            "SET TIME ZONE 'Asia/Tokyo';\nCREATE TABLE tokyo_events (at timestamptz DEFAULT '2024-01-01 00:00'::timestamptz);",
+        ),
+        (
+            "functions",
+            "zone",
+            "SET timezone = 'America/New_York';\nCREATE FUNCTION new_year() RETURNS timestamptz LANGUAGE sql IMMUTABLE AS $$ SELECT '2024-01-01 00:00'::timestamptz $$;\nCREATE VIEW ny AS SELECT new_year() AS at, (SELECT at FROM utc_events LIMIT 0) AS utc;",
+        ),
+        (
+            "views",
+            "plain",
+            "CREATE VIEW plain_new_year AS SELECT '2024-01-01 00:00'::timestamptz AS at;",
+        ),
+    ]);
+}
+
+#[test]
+fn set_in_one_file_does_not_reach_another_and_search_path_is_refused() {
+    let db = TestDb::installed();
+    let root = tempfile::tempdir().unwrap();
+    let manifest =
+        serde_json::json!({"name": "sets", "version": "1.0.0", "functions_path": "functions"});
+    // a.sql turns body checks off for its own function only; b.sql's
+    // function, whose body names a table that does not exist, is checked
+    // whatever the file order.
+    let lax = "SET check_function_bodies = off;\nCREATE FUNCTION lax() RETURNS int LANGUAGE sql AS 'SELECT count(*)::int FROM not_yet';\n";
+    let strict = "CREATE FUNCTION strict() RETURNS int LANGUAGE sql AS 'SELECT count(*)::int FROM no_such_table';\n";
+    for names in [["a", "b"], ["b", "a"]] {
+        let dir = package(
+            root.path(),
+            &format!("sets-{}", names[0]),
+            manifest.clone(),
+            &[
+                (&format!("functions/{}_lax.sql", names[0]), lax),
+                (&format!("functions/{}_strict.sql", names[1]), strict),
+            ],
+        );
+        let (code, stdout, stderr) = output(
+            pgpm()
+                .arg("deploy")
+                .arg(db.conn_string())
+                .arg(&dir)
+                .assert(),
+        );
+        assert_eq!(code, 1, "{stdout}{stderr}");
+        assert!(
+            stderr.contains(&format!("{}_strict.sql:1:", names[1])),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains("relation \"no_such_table\" does not exist"),
+            "{stderr}"
+        );
+    }
+    // Alone, the lax file deploys: its SET reaches its own function.
+    let dir = package(
+        root.path(),
+        "sets-lax",
+        manifest.clone(),
+        &[("functions/lax.sql", lax)],
+    );
+    let (code, stdout, stderr) = output(
+        pgpm()
+            .arg("deploy")
+            .arg(db.conn_string())
+            .arg(&dir)
+            .assert(),
+    );
+    assert_eq!(code, 0, "{stdout}{stderr}");
+
+    // A SET at the end of a file affects nothing: said, and left out.
+    let dir = package(
+        root.path(),
+        "trailing",
+        serde_json::json!({"name": "trailing", "version": "1.0.0", "functions_path": "functions"}),
+        &[(
+            "functions/t.sql",
+            "CREATE FUNCTION t() RETURNS int LANGUAGE sql AS 'SELECT 1';\nSET check_function_bodies = off;\n",
+        )],
+    );
+    let (code, _, stderr) = output(pgpm().arg("plan").arg(&dir).assert());
+    assert_eq!(code, 0, "{stderr}");
+    let (_, stdout, _) = output(pgpm().arg("plan").arg(&dir).assert());
+    assert!(
+        stdout.contains("t.sql:2: a SET at the end of the file changes nothing"),
+        "{stdout}"
+    );
+
+    // search_path: refused at plan time, naming the file and line.
+    let dir = package(
+        root.path(),
+        "path",
+        serde_json::json!({"name": "path", "version": "1.0.0", "functions_path": "functions"}),
+        &[(
+            "functions/p.sql",
+            "CREATE FUNCTION p() RETURNS int LANGUAGE sql AS 'SELECT 1';\nSELECT pg_catalog.set_config('search_path', '', false);\n",
+        )],
+    );
+    let (code, _, stderr) = output(pgpm().arg("plan").arg(&dir).assert());
+    assert_eq!(code, 1);
+    assert!(stderr.contains("functions/p.sql:2:1: SELECT pg_catalog.set_config('search_path', '', false);: a package file may not change search_path"), "{stderr}");
 }

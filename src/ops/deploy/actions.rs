@@ -10,6 +10,7 @@ use postgres::GenericClient;
 use super::{DeployError, DeployOptions, DeployReport, Mode, OutcomeKind, Result};
 use crate::catalog::read::{self, TargetState};
 use crate::catalog::write::{self, PackageRecord};
+use crate::db::blockers::ObjectLocks;
 use crate::db::marks;
 use crate::db::quote::{quote_ident, quote_literal};
 use crate::db::script::{Action, Origin, Param, Script};
@@ -23,6 +24,14 @@ use crate::sql::Statement;
 pub(super) struct Paths {
     pub(super) public: bool,
     pub(super) marked: bool,
+}
+
+/// How a package's batches are made: with progress marks or not, and the
+/// lock timeout to restore after a file's `SET lock_timeout`.
+#[derive(Debug, Clone, Copy)]
+struct Batching<'a> {
+    marked: bool,
+    locks: &'a ObjectLocks,
 }
 
 pub(super) fn prepare_package(
@@ -55,7 +64,10 @@ pub(super) fn prepare_package(
         fresh_schema,
         mode,
         only_files,
-        how.marked,
+        Batching {
+            marked: how.marked,
+            locks: &opts.object_locks,
+        },
         script,
     )?;
     // What the package's files SET (check_function_bodies, search_path,
@@ -324,7 +336,7 @@ fn schema_actions(
     Ok(kind)
 }
 
-/// The package's statements, phase by phase; table scripts only when not
+/// The package's statements, run by run; table scripts only when not
 /// applied to this schema yet (a changed one is an error).
 fn statement_actions(
     client: &mut impl GenericClient,
@@ -332,7 +344,7 @@ fn statement_actions(
     fresh_schema: bool,
     mode: Mode,
     only_files: Option<&BTreeSet<PathBuf>>,
-    marked: bool,
+    batching: Batching<'_>,
     script: &mut Script,
 ) -> Result<()> {
     let name = &pkg.manifest.name;
@@ -380,14 +392,14 @@ fn statement_actions(
                 .statements
                 .iter()
                 .filter(|s| only_files.is_none_or(|f| f.contains(&s.file)));
-            push_batch(script, pkg, statements, marked);
+            push_batch(script, pkg, statements, batching);
             continue;
         }
         let statements = run
             .statements
             .iter()
             .filter(|s| runs_table.get(s.file.as_path()) == Some(&true));
-        push_batch(script, pkg, statements, marked);
+        push_batch(script, pkg, statements, batching);
         for file in &run.files {
             if last_run.get(file.path.as_path()) == Some(&i) && runs_table[file.path.as_path()] {
                 script.push(write::record_table_script(
@@ -507,27 +519,37 @@ fn catalog_actions(
 /// Appends one batch of statements. Statements' origins name the file as
 /// found on disk (the package folder joined with the file), like every
 /// other error that points at a file.
+///
+/// A statement runs with the `SET`s of its file that precede it
+/// ([`Statement::settings`]): they are sent before it when the statement
+/// before it had others, and undone after it when the next one has not
+/// (`RESET`, then what the package itself sets: the manifest's settings,
+/// pgpm's lock timeout), so no other file's statement runs with them.
 fn push_batch<'a>(
     script: &mut Script,
     pkg: &PackagePlan,
     statements: impl Iterator<Item = &'a Statement>,
-    marked: bool,
+    Batching { marked, locks }: Batching<'_>,
 ) {
     let statements: Vec<&Statement> = statements.collect();
     // Batches that only define objects are located by running them again
     // (nothing shows); the others carry progress marks.
-    let marked = marked && statements.iter().any(|s| s.runs_code());
+    let marked = marked
+        && statements
+            .iter()
+            .any(|s| s.runs_code() || !s.settings.is_empty());
     let mut sql = String::new();
     if marked {
         sql.push_str(&marks::reset());
     }
     let mark = marks::mark();
     let mut origins = Vec::new();
-    for stmt in statements {
+    // One statement's text (pgpm's own when `text` is given), located at
+    // `at` in the user's files.
+    let mut emit = |text: &str, at: &Statement| {
         let start = sql.len();
-        sql.push_str(&stmt.sql);
-        let len = stmt.sql.len();
-        if !stmt.sql.trim_end().ends_with(';') {
+        sql.push_str(text);
+        if !text.trim_end().ends_with(';') {
             sql.push(';');
         }
         sql.push('\n');
@@ -536,12 +558,46 @@ fn push_batch<'a>(
         }
         origins.push(Origin {
             start,
-            len,
-            file: pkg.manifest.dir.join(&stmt.file),
-            line: stmt.line,
-            column: stmt.column,
+            len: text.len(),
+            file: pkg.manifest.dir.join(&at.file),
+            line: at.line,
+            column: at.column,
         });
+    };
+    let undo = |emit: &mut dyn FnMut(&str, &Statement), settings: &[Statement]| {
+        let mut done = std::collections::HashSet::new();
+        for set in settings {
+            let Some(name) = set.setting().filter(|n| done.insert(n.clone())) else {
+                continue;
+            };
+            emit(&format!("RESET {}", quote_setting(&name)), set);
+            if let Some((_, value)) = pkg.manifest.settings.iter().find(|(n, _)| *n == name) {
+                emit(
+                    &format!(
+                        "SELECT pg_catalog.set_config({}, {}, true)",
+                        quote_literal(&name),
+                        quote_literal(value)
+                    ),
+                    set,
+                );
+            }
+            if name == "lock_timeout" {
+                emit(&locks.set_local(), set);
+            }
+        }
+    };
+    let mut current: &[Statement] = &[];
+    for stmt in &statements {
+        if stmt.settings[..] != *current {
+            undo(&mut emit, current);
+            for set in stmt.settings.iter() {
+                emit(&set.sql, set);
+            }
+            current = &stmt.settings;
+        }
+        emit(&stmt.sql, stmt);
     }
+    undo(&mut emit, current);
     if origins.is_empty() {
         return;
     }
@@ -551,4 +607,19 @@ fn push_batch<'a>(
         origins,
         marked,
     });
+}
+
+/// A setting's name for `RESET`: as it is when it is a plain (or dotted
+/// custom) name, else quoted.
+fn quote_setting(name: &str) -> String {
+    if name.split('.').all(|part| {
+        !part.is_empty()
+            && part
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    }) {
+        name.to_string()
+    } else {
+        quote_ident(name)
+    }
 }
