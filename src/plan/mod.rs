@@ -18,6 +18,7 @@
 //! own order; `DROP` statements in type files come first, as the ancestor
 //! ran them, so a type script can drop an old definition and recreate it.
 
+use std::collections::HashMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -514,20 +515,33 @@ fn runs(
             }),
         }
     }
+    // Per run, where each file's statements are: first and last index.
+    let spans: Vec<HashMap<PathBuf, (usize, usize)>> = runs
+        .iter()
+        .map(|run| {
+            let mut spans: HashMap<PathBuf, (usize, usize)> = HashMap::new();
+            for (i, statement) in run.statements.iter().enumerate() {
+                match spans.get_mut(statement.file.as_path()) {
+                    Some(span) => span.1 = i,
+                    None => {
+                        spans.insert(statement.file.clone(), (i, i));
+                    }
+                }
+            }
+            spans
+        })
+        .collect();
     for (phase, path, checksum) in files {
         let mut listed = false;
-        for run in runs.iter_mut().filter(|r| r.phase == *phase) {
-            let at: Vec<usize> = (0..run.statements.len())
-                .filter(|&i| &run.statements[i].file == path)
-                .collect();
-            if at.is_empty() {
+        for (run, spans) in runs.iter_mut().zip(&spans) {
+            let Some(&(first, last)) = spans.get(path).filter(|_| run.phase == *phase) else {
                 continue;
-            }
+            };
             listed = true;
             run.files.push(PackageFile {
                 path: path.clone(),
                 checksum: checksum.clone(),
-                statements: (*phase == Phase::Tables).then(|| at[0]..at[at.len() - 1] + 1),
+                statements: (*phase == Phase::Tables).then_some(first..last + 1),
             });
         }
         if listed {
