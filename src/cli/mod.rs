@@ -503,9 +503,15 @@ fn deploy(args: DeployArgs) -> Result<()> {
         issue_link: args.issue_link,
         lock_timeout: args.lock.timeout(&args.target),
         object_locks: args.lock.object_locks(&args.target),
-        plans: Some(Default::default()),
+        plans: None,
     };
     let targets = args.target.resolve(p.conn.as_deref())?;
+    // A set plans once per distinct database state; one target has no use
+    // for keeping a copy of its plan.
+    let opts = DeployOptions {
+        plans: matches!(targets, args::Targets::Set(_)).then(Default::default),
+        ..opts
+    };
     let result = fleet::run(&args.target, targets, defaults.jobs, |conn, client, out| {
         let report = deploy::deploy(
             client,

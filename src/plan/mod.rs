@@ -374,6 +374,7 @@ fn package_phases(
     let dir = &package.manifest.dir;
     let mut notes = Vec::new();
     let mut statements: Vec<(Phase, Statement)> = Vec::new();
+    let mut drops: Vec<(Phase, Statement)> = Vec::new();
     let mut files: Vec<(Phase, PathBuf, String)> = Vec::new();
     for phase in Phase::ALL {
         for (index, file) in package.files.iter().enumerate() {
@@ -421,19 +422,23 @@ fn package_phases(
                 });
             }
             let parsed = file_settings(parsed, &dir.join(&file.path), &mut notes)?;
-            statements.extend(parsed.into_iter().map(|s| (phase, s)));
+            for statement in parsed {
+                // A type file's DROPs come first, as the ancestor ran them.
+                if phase == Phase::Types && matches!(statement.kind, StatementKind::Drop(_)) {
+                    drops.push((phase, statement));
+                } else {
+                    statements.push((phase, statement));
+                }
+            }
             files.push((phase, file.path.clone(), file.checksum.clone()));
         }
     }
-    // One graph over every phase: the input is in phase order (a type
-    // file's DROPs first, as the ancestor ran them), and a statement moves
-    // later only when what it uses comes later (a table's DEFAULT calling
-    // a function of the package). Table scripts keep their file order.
-    let (drops, rest): (Vec<_>, Vec<_>) = statements
-        .into_iter()
-        .partition(|(phase, s)| *phase == Phase::Types && matches!(s.kind, StatementKind::Drop(_)));
+    // One graph over every phase: the input is in phase order, and a
+    // statement moves later only when what it uses comes later (a table's
+    // DEFAULT calling a function of the package). Table scripts keep
+    // their file order.
     let mut input = drops;
-    input.extend(rest);
+    input.append(&mut statements);
     let ordered = sql::order_tagged(input, package.manifest.schema(), |phase| {
         *phase == Phase::Tables
     })?;
@@ -455,7 +460,7 @@ fn file_settings(
     path: &Path,
     notes: &mut Vec<String>,
 ) -> Result<Vec<Statement>> {
-    let mut current: std::sync::Arc<Vec<Statement>> = Default::default();
+    let mut current: Option<std::sync::Arc<Vec<Statement>>> = None;
     let mut out = Vec::with_capacity(parsed.len());
     let mut trailing: Option<usize> = None;
     for mut statement in parsed {
@@ -470,9 +475,9 @@ fn file_settings(
             }
             Some(_) => {
                 trailing.get_or_insert(statement.line);
-                let mut scope = (*current).clone();
+                let mut scope = current.as_deref().cloned().unwrap_or_default();
                 scope.push(statement);
-                current = std::sync::Arc::new(scope);
+                current = Some(std::sync::Arc::new(scope));
             }
             None => {
                 trailing = None;
@@ -520,13 +525,26 @@ fn runs(
         .iter()
         .map(|run| {
             let mut spans: HashMap<PathBuf, (usize, usize)> = HashMap::new();
+            // A file's statements mostly come together: the one before
+            // is looked up without hashing.
+            let mut last: Option<(&Path, usize)> = None;
             for (i, statement) in run.statements.iter().enumerate() {
-                match spans.get_mut(statement.file.as_path()) {
-                    Some(span) => span.1 = i,
-                    None => {
-                        spans.insert(statement.file.clone(), (i, i));
-                    }
+                let file = statement.file.as_path();
+                if let Some((path, first)) = last
+                    && path == file
+                {
+                    last = Some((path, first));
+                    continue;
                 }
+                if let Some((path, first)) = last {
+                    let span = spans.entry(path.to_path_buf()).or_insert((first, i - 1));
+                    span.1 = i - 1;
+                }
+                last = Some((file, spans.get(file).map_or(i, |span| span.0)));
+            }
+            if let Some((path, first)) = last {
+                let span = spans.entry(path.to_path_buf()).or_insert((first, 0));
+                span.1 = run.statements.len() - 1;
             }
             spans
         })

@@ -21,7 +21,7 @@ pub(super) struct Analysis {
 pub(super) fn analyze(node: &SyntaxNode, first_token: SyntaxKind) -> Analysis {
     use SyntaxKind as K;
     let mut defines = Vec::new();
-    let mut refs = Refs::new(node);
+    let mut refs = Refs::new();
     let kind = match node.kind() {
         K::CREATE_TYPE => {
             define_create_type(node, &mut defines, &mut refs);
@@ -128,7 +128,7 @@ pub(super) fn analyze(node: &SyntaxNode, first_token: SyntaxKind) -> Analysis {
             .or_else(|| ast::CreateProcedure::cast(node.clone()).and_then(|p| p.sql_body()));
         if let Some(body) = body {
             let body_root = body.syntax();
-            let mut body_refs = Refs::new(&body_root);
+            let mut body_refs = Refs::new();
             body_refs.walk(&body_root);
             refs.absorb(body_refs);
         }
@@ -165,13 +165,13 @@ pub(super) fn analyze(node: &SyntaxNode, first_token: SyntaxKind) -> Analysis {
         }
         _ => None,
     };
-    let arities = refs.arities();
+    let (references, arities) = refs.into_parts();
     Analysis {
         drops,
         standard_body,
         kind,
         defines,
-        references: refs.names,
+        references,
         signature,
         arities,
     }
@@ -454,24 +454,19 @@ struct Refs {
     /// Routine names also used otherwise (no call, or a call whose
     /// arguments cannot be counted): they need every overload.
     uncounted: HashSet<ObjectName>,
-    /// Names of the statement's common table expressions: `FROM cte` is not
-    /// a relation defined elsewhere.
+    /// Names of the statement's common table expressions seen so far:
+    /// `FROM cte` is not a relation defined elsewhere.
     ctes: HashSet<String>,
 }
 
 impl Refs {
-    fn new(root: &SyntaxNode) -> Refs {
-        let ctes = root
-            .descendants()
-            .filter(|node| node.kind() == SyntaxKind::CTE_NAME)
-            .map(|node| ast::normalize_name_node(&node))
-            .collect();
+    fn new() -> Refs {
         Refs {
             names: Vec::new(),
             seen: HashSet::new(),
             calls: BTreeMap::new(),
             uncounted: HashSet::new(),
-            ctes,
+            ctes: HashSet::new(),
         }
     }
 
@@ -486,19 +481,15 @@ impl Refs {
         self.uncounted.extend(other.uncounted);
     }
 
-    /// The arities of the routine names only ever called with countable
-    /// arguments, each list sorted and without duplicates.
-    fn arities(&self) -> BTreeMap<ObjectName, Vec<usize>> {
-        self.calls
-            .iter()
-            .filter(|(name, _)| !self.uncounted.contains(*name))
-            .map(|(name, arities)| {
-                let mut arities = arities.clone();
-                arities.sort_unstable();
-                arities.dedup();
-                (name.clone(), arities)
-            })
-            .collect()
+    /// The names, and the arities of the routine names only ever called
+    /// with countable arguments (each list sorted, without duplicates).
+    fn into_parts(mut self) -> (Vec<ObjectName>, BTreeMap<ObjectName, Vec<usize>>) {
+        self.calls.retain(|name, arities| {
+            arities.sort_unstable();
+            arities.dedup();
+            !self.uncounted.contains(name)
+        });
+        (self.names, self.calls)
     }
 
     fn push(&mut self, name: ObjectName) {
@@ -532,6 +523,13 @@ impl Refs {
     fn walk(&mut self, node: &SyntaxNode) {
         use SyntaxKind as K;
         match node.kind() {
+            // A common table expression's name comes before its uses in
+            // the tree (`WITH x AS (...) SELECT ... FROM x`, and inside a
+            // recursive one's body).
+            K::CTE_NAME => {
+                self.ctes.insert(ast::normalize_name_node(node));
+                return;
+            }
             K::PATH_TYPE | K::TYPE_NAME_REF | K::DOMAIN_REF => {
                 self.push_ref_node(Namespace::Type, node);
                 // Type modifiers (`numeric(10, 2)`) hold no names.
@@ -691,7 +689,7 @@ fn signature(params: Option<ast::ParamList>, procedure: bool) -> Option<Signatur
         });
     }
     let (mut min, mut max, mut variadic) = (0, 0, false);
-    let mut types = Vec::new();
+    let mut types = String::new();
     for param in params.params() {
         let mode = param.mode();
         if matches!(mode, Some(ast::ParamMode::ParamOut(_))) && !procedure {
@@ -703,14 +701,30 @@ fn signature(params: Option<ast::ParamList>, procedure: bool) -> Option<Signatur
             min = max;
         }
         if let Some(ty) = param.func_type() {
-            let text = ty.syntax().text().to_string();
-            types.push(text.split_whitespace().collect::<Vec<_>>().join(" "));
+            // The type as written, whitespace collapsed.
+            if !types.is_empty() {
+                types.push_str(", ");
+            }
+            let mut space = false;
+            ty.syntax().text().for_each_chunk(|chunk| {
+                for c in chunk.chars() {
+                    if c.is_whitespace() {
+                        space = true;
+                    } else {
+                        if space && !types.ends_with(", ") && !types.is_empty() {
+                            types.push(' ');
+                        }
+                        space = false;
+                        types.push(c);
+                    }
+                }
+            });
         }
     }
     Some(Signature {
         min,
         max: (!variadic).then_some(max),
-        types: types.join(", "),
+        types,
     })
 }
 
