@@ -73,7 +73,7 @@ pub struct Statement {
     /// The `SET`s (and `RESET`s, `set_config` calls) of its file that come
     /// before it, in file order: it runs with them, and nothing of another
     /// file does (see `plan`).
-    pub settings: std::sync::Arc<Vec<Statement>>,
+    pub settings: Option<std::sync::Arc<Vec<Statement>>>,
     /// For a routine it creates: what calls it accepts.
     pub signature: Option<Signature>,
     /// For routine names it calls: the numbers of arguments of every call
@@ -87,6 +87,11 @@ pub struct Statement {
 }
 
 impl Statement {
+    /// The `SET`s it runs with ([`Statement::settings`]), none for most.
+    pub fn settings(&self) -> &[Statement] {
+        self.settings.as_deref().map_or(&[], Vec::as_slice)
+    }
+
     /// The byte offset in the file of a 1-based character `position` within
     /// [`Statement::sql`], as PostgreSQL reports an error's position
     /// (`DbError::position`). Pass it to `util::text::line_col` with the file's text.

@@ -120,7 +120,7 @@ fn parse_here(path: &Path, text: &str) -> Result<Vec<Statement>, SqlError> {
             references: analysis.references,
             standard_body: analysis.standard_body,
             drops: analysis.drops,
-            settings: Default::default(),
+            settings: None,
             signature: analysis.signature,
             arities: analysis.arities,
             waits_for: Vec::new(),

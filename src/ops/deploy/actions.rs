@@ -537,7 +537,7 @@ fn push_batch<'a>(
     let marked = marked
         && statements
             .iter()
-            .any(|s| s.runs_code() || !s.settings.is_empty());
+            .any(|s| s.runs_code() || !s.settings().is_empty());
     let mut sql = String::new();
     if marked {
         sql.push_str(&marks::reset());
@@ -588,12 +588,12 @@ fn push_batch<'a>(
     };
     let mut current: &[Statement] = &[];
     for stmt in &statements {
-        if stmt.settings[..] != *current {
+        if stmt.settings() != current {
             undo(&mut emit, current);
-            for set in stmt.settings.iter() {
+            for set in stmt.settings() {
                 emit(&set.sql, set);
             }
-            current = &stmt.settings;
+            current = stmt.settings();
         }
         emit(&stmt.sql, stmt);
     }
