@@ -525,26 +525,13 @@ fn runs(
         .iter()
         .map(|run| {
             let mut spans: HashMap<PathBuf, (usize, usize)> = HashMap::new();
-            // A file's statements mostly come together: the one before
-            // is looked up without hashing.
-            let mut last: Option<(&Path, usize)> = None;
             for (i, statement) in run.statements.iter().enumerate() {
-                let file = statement.file.as_path();
-                if let Some((path, first)) = last
-                    && path == file
-                {
-                    last = Some((path, first));
-                    continue;
+                match spans.get_mut(statement.file.as_path()) {
+                    Some(span) => span.1 = i,
+                    None => {
+                        spans.insert(statement.file.clone(), (i, i));
+                    }
                 }
-                if let Some((path, first)) = last {
-                    let span = spans.entry(path.to_path_buf()).or_insert((first, i - 1));
-                    span.1 = i - 1;
-                }
-                last = Some((file, spans.get(file).map_or(i, |span| span.0)));
-            }
-            if let Some((path, first)) = last {
-                let span = spans.entry(path.to_path_buf()).or_insert((first, 0));
-                span.1 = run.statements.len() - 1;
             }
             spans
         })
