@@ -143,6 +143,10 @@ impl Statement {
                 | ObjectKind::Cast
                 | ObjectKind::View
                 | ObjectKind::Trigger
+                | ObjectKind::EventTrigger
+                | ObjectKind::Policy
+                | ObjectKind::Rule
+                | ObjectKind::Collation
                 | ObjectKind::Schema,
             ) => false,
             StatementKind::Drop(_) => false,

@@ -149,6 +149,10 @@ pub enum ObjectKind {
     Index,
     Schema,
     Extension,
+    EventTrigger,
+    Policy,
+    Rule,
+    Collation,
     Other,
 }
 
@@ -170,6 +174,10 @@ impl fmt::Display for ObjectKind {
             ObjectKind::Index => "index",
             ObjectKind::Schema => "schema",
             ObjectKind::Extension => "extension",
+            ObjectKind::EventTrigger => "event trigger",
+            ObjectKind::Policy => "policy",
+            ObjectKind::Rule => "rule",
+            ObjectKind::Collation => "collation",
             ObjectKind::Other => "object",
         })
     }
@@ -186,7 +194,16 @@ pub enum Namespace {
     Relation,
     /// Schemas.
     Schema,
-    /// Anything else that has a name (triggers, operators, casts, extensions).
+    /// Collations (`pg_collation`).
+    Collation,
+    /// Triggers, policies and rules: named per table (a name is taken to
+    /// mean every table's, which only orders more than needed).
+    Trigger,
+    Policy,
+    Rule,
+    /// Event triggers: database-wide names.
+    EventTrigger,
+    /// Anything else that has a name (operators, casts, extensions).
     Other,
 }
 
@@ -299,7 +316,7 @@ pub enum SqlError {
     },
 }
 
-const TABLE_ORDER: &str = "\ntable scripts run in the order of their file names (and each file's statements in order): rename the files so that a file comes after those whose tables it uses";
+const TABLE_ORDER: &str = "\ntable scripts run in the order of their file names, and each file's statements in the order written: rename the files (or move the statements) so that what a table script uses comes before it";
 
 fn cycles_display(cycles: &[Vec<CycleMember>]) -> String {
     let walk = |objects: &Vec<CycleMember>| {

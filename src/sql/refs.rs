@@ -73,16 +73,30 @@ pub(super) fn analyze(node: &SyntaxNode, first_token: SyntaxKind) -> Analysis {
                 ObjectKind::MaterializedView
             })
         }
-        K::CREATE_TRIGGER | K::CREATE_EVENT_TRIGGER => {
-            let name = child(node, K::TRIGGER).or_else(|| child(node, K::EVENT_TRIGGER));
-            if let Some(name) = name {
-                defines.push(ObjectName {
-                    namespace: Namespace::Other,
-                    schema: None,
-                    name: ast::normalize_name_node(&name),
-                });
-            }
+        K::CREATE_TRIGGER => {
+            define_name(node, K::TRIGGER, Namespace::Trigger, &mut defines);
             StatementKind::Create(ObjectKind::Trigger)
+        }
+        K::CREATE_EVENT_TRIGGER => {
+            define_name(
+                node,
+                K::EVENT_TRIGGER,
+                Namespace::EventTrigger,
+                &mut defines,
+            );
+            StatementKind::Create(ObjectKind::EventTrigger)
+        }
+        K::CREATE_POLICY => {
+            define_name(node, K::POLICY, Namespace::Policy, &mut defines);
+            StatementKind::Create(ObjectKind::Policy)
+        }
+        K::CREATE_RULE => {
+            define_name(node, K::RULE, Namespace::Rule, &mut defines);
+            StatementKind::Create(ObjectKind::Rule)
+        }
+        K::CREATE_COLLATION => {
+            define_path(node, K::COLLATION, Namespace::Collation, &mut defines);
+            StatementKind::Create(ObjectKind::Collation)
         }
         K::CREATE_INDEX => {
             define_index(node, &mut defines);
@@ -191,6 +205,23 @@ fn dropped_names(node: &SyntaxNode, kind: ObjectKind) -> Vec<ObjectName> {
         }
         ObjectKind::Sequence | ObjectKind::Index => &[Namespace::Relation],
         ObjectKind::Schema => &[Namespace::Schema],
+        ObjectKind::Collation => &[Namespace::Collation],
+        // Named by a plain name, not a path.
+        ObjectKind::Trigger | ObjectKind::EventTrigger | ObjectKind::Policy | ObjectKind::Rule => {
+            let (namespace, holder) = match kind {
+                ObjectKind::Trigger => (Namespace::Trigger, SyntaxKind::TRIGGER_REF),
+                ObjectKind::EventTrigger => {
+                    (Namespace::EventTrigger, SyntaxKind::EVENT_TRIGGER_REF)
+                }
+                ObjectKind::Policy => (Namespace::Policy, SyntaxKind::POLICY_REF),
+                _ => (Namespace::Rule, SyntaxKind::RULE_REF),
+            };
+            return node
+                .descendants()
+                .filter(|n| n.kind() == holder)
+                .map(|n| ObjectName::new(namespace, None, &ast::normalize_name_node(&n)))
+                .collect();
+        }
         _ => return Vec::new(),
     };
     let mut names = Vec::new();
@@ -227,11 +258,32 @@ fn drop_kind(kind: SyntaxKind) -> ObjectKind {
         K::DROP_SEQUENCE => ObjectKind::Sequence,
         K::DROP_VIEW => ObjectKind::View,
         K::DROP_MATERIALIZED_VIEW => ObjectKind::MaterializedView,
-        K::DROP_TRIGGER | K::DROP_EVENT_TRIGGER => ObjectKind::Trigger,
+        K::DROP_TRIGGER => ObjectKind::Trigger,
+        K::DROP_EVENT_TRIGGER => ObjectKind::EventTrigger,
+        K::DROP_POLICY => ObjectKind::Policy,
+        K::DROP_RULE => ObjectKind::Rule,
+        K::DROP_COLLATION => ObjectKind::Collation,
         K::DROP_INDEX => ObjectKind::Index,
         K::DROP_SCHEMA => ObjectKind::Schema,
         K::DROP_EXTENSION => ObjectKind::Extension,
         _ => ObjectKind::Other,
+    }
+}
+
+/// Defines the plain name held by the `holder` child of `node` (a
+/// trigger's, a policy's: names that are not schema-qualified).
+fn define_name(
+    node: &SyntaxNode,
+    holder: SyntaxKind,
+    namespace: Namespace,
+    defines: &mut Vec<ObjectName>,
+) {
+    if let Some(name) = child(node, holder) {
+        defines.push(ObjectName {
+            namespace,
+            schema: None,
+            name: ast::normalize_name_node(&name),
+        });
     }
 }
 
@@ -552,6 +604,26 @@ impl Refs {
                 self.push_ref_node(Namespace::Relation, node);
                 return;
             }
+            K::COLLATION_REF => {
+                self.push_ref_node(Namespace::Collation, node);
+                return;
+            }
+            K::TRIGGER_REF | K::EVENT_TRIGGER_REF | K::POLICY_REF | K::RULE_REF => {
+                let namespace = match node.kind() {
+                    K::TRIGGER_REF => Namespace::Trigger,
+                    K::EVENT_TRIGGER_REF => Namespace::EventTrigger,
+                    K::POLICY_REF => Namespace::Policy,
+                    _ => Namespace::Rule,
+                };
+                let name = ast::normalize_name_node(node);
+                if !name.is_empty() {
+                    self.push(ObjectName::new(namespace, None, &name));
+                }
+                return;
+            }
+            // `'t'::regclass`, `'f(int)'::regprocedure`: resolved when the
+            // statement is parsed, so the object must exist.
+            K::CAST_EXPR => self.reg_literal(node),
             K::SCHEMA_REF => {
                 let name = ast::normalize_name_node(node);
                 if !name.is_empty() {
@@ -637,6 +709,64 @@ impl Refs {
             self.walk(&child);
         }
         true
+    }
+
+    /// A string cast to an object identifier type names that object.
+    fn reg_literal(&mut self, cast: &SyntaxNode) {
+        let Some(text) = cast
+            .children()
+            .find_map(ast::Literal::cast)
+            .and_then(|l| l.string_value())
+        else {
+            return;
+        };
+        let Some((_, ty)) = cast
+            .children()
+            .find(|c| c.kind() == SyntaxKind::PATH_TYPE)
+            .and_then(|t| t.children().find_map(ast::PathRef::cast))
+            .as_ref()
+            .and_then(path_ref_parts)
+        else {
+            return;
+        };
+        let (namespace, text, arity) = match ty.as_str() {
+            "regclass" => (Namespace::Relation, text.as_str(), None),
+            "regtype" => (Namespace::Type, text.as_str(), None),
+            "regcollation" => (Namespace::Collation, text.as_str(), None),
+            "regnamespace" => (Namespace::Schema, text.as_str(), None),
+            "regproc" => (Namespace::Routine, text.as_str(), None),
+            "regprocedure" => {
+                // `name(type, ...)`: the name, and how many arguments.
+                let Some((name, args)) = text.split_once('(') else {
+                    return;
+                };
+                let args = args.trim_end().trim_end_matches(')').trim();
+                let arity = if args.is_empty() {
+                    0
+                } else {
+                    args.split(',').count()
+                };
+                (Namespace::Routine, name, Some(arity))
+            }
+            _ => return,
+        };
+        let Some((schema, name)) = parse_qualified(text) else {
+            return;
+        };
+        let name = ObjectName {
+            namespace,
+            schema,
+            name,
+        };
+        if namespace == Namespace::Routine {
+            match arity {
+                Some(n) => self.calls.entry(name.clone()).or_default().push(n),
+                None => {
+                    self.uncounted.insert(name.clone());
+                }
+            }
+        }
+        self.push(name);
     }
 
     fn attribute(&mut self, node: &SyntaxNode) {

@@ -273,7 +273,7 @@ fn detects_each_object_kind_and_its_name() {
         (
             "create trigger trg before insert on t for each row execute function f()",
             StatementKind::Create(O::Trigger),
-            &[name(Namespace::Other, None, "trg")],
+            &[name(Namespace::Trigger, None, "trg")],
         ),
         (
             "create index idx on s.t (a)",
@@ -292,8 +292,8 @@ fn detects_each_object_kind_and_its_name() {
         ),
         (
             "create policy p on t using (true)",
-            StatementKind::Create(O::Other),
-            &[],
+            StatementKind::Create(O::Policy),
+            &[name(Namespace::Policy, None, "p")],
         ),
         (
             "drop function if exists f(int), g",
@@ -983,5 +983,60 @@ fn chained_statements_keep_their_order_and_a_loop_through_them_says_so() {
         ),
         "{err}"
     );
-    assert!(err.to_string().contains("rename the files"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("rename the files (or move the statements)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn triggers_policies_rules_event_triggers_and_collations_are_named() {
+    let order = ordered(&[(
+        "x.sql",
+        "comment on event trigger evt is 'logs';\n\
+         alter table t disable trigger trg;\n\
+         comment on policy p on t is 'x';\n\
+         comment on rule r on t is 'x';\n\
+         create domain d as text collate ci;\n\
+         drop trigger if exists trg on t;\n\
+         create event trigger evt on ddl_command_end execute function f();\n\
+         create trigger trg before update on t for each row execute function f();\n\
+         create policy p on t using (true);\n\
+         create rule r as on delete to t do instead nothing;\n\
+         create collation ci from \"C\";",
+    )])
+    .unwrap();
+    // Definitions are named by their name, others by their SQL.
+    let at = |name: &str| {
+        order
+            .iter()
+            .position(|s| s == name || (name.len() > 3 && s.starts_with(name)))
+            .unwrap_or_else(|| panic!("{name} in {order:?}"))
+    };
+    assert!(at("evt") < at("comment on event trigger"), "{order:?}");
+    assert!(at("drop trigger") < at("trg"), "{order:?}");
+    assert!(at("trg") < at("alter table t disable"), "{order:?}");
+    assert!(at("p") < at("comment on policy"), "{order:?}");
+    assert!(at("r") < at("comment on rule"), "{order:?}");
+    assert!(at("ci") < at("d"), "{order:?}");
+}
+
+#[test]
+fn object_identifier_literals_are_references() {
+    let s = parse(
+        "create view v as select 'kinds'::regclass, 'f(int, text)'::regprocedure, 'g'::regproc, 'api.t'::regtype",
+    )
+    .remove(0);
+    let refs: Vec<String> = s
+        .references
+        .iter()
+        .map(|r| format!("{:?} {r}", r.namespace))
+        .collect();
+    assert!(refs.contains(&"Relation kinds".to_string()), "{refs:?}");
+    assert!(refs.contains(&"Routine f".to_string()), "{refs:?}");
+    assert!(refs.contains(&"Routine g".to_string()), "{refs:?}");
+    assert!(refs.contains(&"Type api.t".to_string()), "{refs:?}");
+    let f = ObjectName::new(Namespace::Routine, None, "f");
+    assert_eq!(s.arities.get(&f), Some(&vec![2]));
 }

@@ -470,3 +470,69 @@ fn set_in_one_file_does_not_reach_another_and_search_path_is_refused() {
     assert_eq!(code, 1);
     assert!(stderr.contains("functions/p.sql:2:1: SELECT pg_catalog.set_config('search_path', '', false);: a package file may not change search_path"), "{stderr}");
 }
+
+/// Issue points 9 and 10: what names a trigger, policy or rule follows
+/// it; collations, `'t'::regclass` and `'f(int)'::regprocedure`
+/// literals, function defaults, operators and operator classes wait for
+/// what they name.
+#[test]
+fn statements_about_table_members_and_references_by_literal_follow_them() {
+    deploys_like_one_transaction(&[
+        ("types", "coll", "CREATE COLLATION ci FROM \"C\";"),
+        (
+            "types",
+            "domain",
+            "CREATE DOMAIN label AS text COLLATE ci;\nCREATE DOMAIN int3 AS int;",
+        ),
+        (
+            "tables",
+            "items",
+            "CREATE TABLE kinds (id int PRIMARY KEY);\nCREATE TABLE items (id int, owner name DEFAULT current_user, tag text COLLATE ci, kind regclass DEFAULT 'kinds'::regclass);\nALTER TABLE items ENABLE ROW LEVEL SECURITY;",
+        ),
+        (
+            "functions",
+            "seed",
+            "CREATE FUNCTION seed() RETURNS int LANGUAGE sql AS $$ SELECT 4 $$;",
+        ),
+        (
+            "functions",
+            "with_default",
+            "CREATE FUNCTION with_default(a int DEFAULT seed()) RETURNS int LANGUAGE sql AS $$ SELECT a $$;",
+        ),
+        (
+            "functions",
+            "touch",
+            "CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NEW; END$$;",
+        ),
+        (
+            "functions",
+            "which",
+            "CREATE FUNCTION which() RETURNS text LANGUAGE sql AS $$ SELECT 'touch()'::regprocedure::text || 'items'::regclass::text $$;",
+        ),
+        (
+            "functions",
+            "cmp",
+            "CREATE FUNCTION cmp3(a int3, b int3) RETURNS int LANGUAGE sql IMMUTABLE AS $$ SELECT btint4cmp(a, b) $$;\nCREATE FUNCTION lt3(a int3, b int3) RETURNS boolean LANGUAGE sql IMMUTABLE AS $$ SELECT a::int < b::int $$;",
+        ),
+        (
+            "functions",
+            "op",
+            "CREATE OPERATOR <<< (LEFTARG = int3, RIGHTARG = int3, FUNCTION = lt3);",
+        ),
+        (
+            "functions",
+            "opclass",
+            "CREATE OPERATOR CLASS int3_ops FOR TYPE int3 USING btree AS OPERATOR 1 <<<, FUNCTION 1 cmp3(int3, int3);",
+        ),
+        (
+            "triggers",
+            "defs",
+            "CREATE TRIGGER trg BEFORE UPDATE ON items FOR EACH ROW EXECUTE FUNCTION touch();\nCREATE POLICY own ON items USING (owner = current_user);\nCREATE RULE keep AS ON DELETE TO kinds DO INSTEAD NOTHING;",
+        ),
+        (
+            "triggers",
+            "about",
+            "COMMENT ON TRIGGER trg ON items IS 'touches';\nALTER TABLE items DISABLE TRIGGER trg;\nCOMMENT ON POLICY own ON items IS 'own rows';\nALTER POLICY own ON items USING (owner = session_user);\nCOMMENT ON RULE keep ON kinds IS 'kinds stay';\nCOMMENT ON COLLATION ci IS 'bytes';",
+        ),
+    ]);
+}
