@@ -60,6 +60,7 @@ pub fn order_tagged<T>(
         }
     }
     let shell: Vec<bool> = statements.iter().map(is_shell_type).collect();
+    let replaces: Vec<bool> = statements.iter().map(is_replacement).collect();
     let mut droppers: Definers = HashMap::new();
     for (index, statement) in statements.iter().enumerate() {
         for name in &statement.drops {
@@ -90,8 +91,9 @@ pub fn order_tagged<T>(
                 .collect();
             let before = targets.len();
             if name.namespace == Namespace::Relation {
-                // Redefinitions of a relation: the first one is enough.
-                targets.extend(matching.iter().min());
+                // Redefinitions of a relation: the first one is enough
+                // (the one that creates it; see below).
+                targets.extend(first_definition(&matching, &replaces));
             } else {
                 targets.extend(reachable(
                     &statements,
@@ -110,22 +112,41 @@ pub fn order_tagged<T>(
                 }
             }
         }
-        // A later definition of a relation replaces an earlier one: it
-        // keeps its place after it.
+        // A relation defined more than once (pg_dump's placeholder view,
+        // then CREATE OR REPLACE VIEW): the definitions run in input
+        // order, except that the one that creates it (a CREATE without OR
+        // REPLACE) runs first wherever it is.
         for name in &statement.defines {
             if name.namespace != Namespace::Relation {
                 continue;
             }
-            if let Some(earlier) = definers
-                .get(&(name.namespace, name.name.as_str()))
-                .and_then(|d| {
-                    d.iter()
-                        .map(|&(_, other)| other)
-                        .filter(|&o| o < index)
-                        .max()
-                })
-            {
-                targets.push(earlier);
+            let Some(others) = definers.get(&(name.namespace, name.name.as_str())) else {
+                continue;
+            };
+            let others: Vec<usize> = others
+                .iter()
+                .map(|&(_, o)| o)
+                .filter(|&o| o != index)
+                .collect();
+            if replaces[index] {
+                targets.extend(first_definition(&others, &replaces).filter(|&c| !replaces[c]));
+                targets.extend(
+                    others
+                        .iter()
+                        .copied()
+                        .filter(|&o| o < index && replaces[o])
+                        .max(),
+                );
+            } else {
+                // Two that create it: the server refuses the second; keep
+                // them in input order, so that it says so.
+                targets.extend(
+                    others
+                        .iter()
+                        .copied()
+                        .filter(|&o| o < index && !replaces[o])
+                        .max(),
+                );
             }
         }
         // A DROP of a name runs before every statement that creates or
@@ -217,6 +238,28 @@ fn reachable(
     } else {
         reached
     }
+}
+
+/// Among the definitions of one relation, the one a reference needs: the
+/// one that creates it (no `OR REPLACE`), else the first.
+fn first_definition(definitions: &[usize], replaces: &[bool]) -> Option<usize> {
+    definitions
+        .iter()
+        .copied()
+        .min_by_key(|&d| (replaces[d], d))
+}
+
+/// Whether a statement is a `CREATE OR REPLACE`.
+fn is_replacement(statement: &Statement) -> bool {
+    let mut words = statement.sql.split_whitespace();
+    matches!(statement.kind, StatementKind::Create(_))
+        && words
+            .next()
+            .is_some_and(|w| w.eq_ignore_ascii_case("create"))
+        && words.next().is_some_and(|w| w.eq_ignore_ascii_case("or"))
+        && words
+            .next()
+            .is_some_and(|w| w.eq_ignore_ascii_case("replace"))
 }
 
 /// Whether a statement is a bodiless `CREATE TYPE name;`.

@@ -13,20 +13,30 @@ use crate::common::{TestDb, output, package, pgpm, server_version_num};
 /// A file of a fixture: the phase folder, a name, the SQL.
 type File<'a> = (&'a str, &'a str, &'a str);
 
-/// The schema every fixture deploys into (package `fx` 1.0.0).
-const SCHEMA: &str = "fx_1_0_0";
-
-/// Deploys `files` as package `fx` 1.0.0 with the files' order shuffled
-/// three ways, and checks that each deploy leaves what the statements in
-/// the order listed (a valid one) leave when run in one transaction.
+/// Deploys `files` as package `fx` 1.0.0 (versioned, so into schema
+/// `fx_1_0_0`) with the files' order shuffled three ways, and checks that
+/// each deploy leaves what the statements in the order listed (a valid
+/// one) leave when run in one transaction.
 fn deploys_like_one_transaction(files: &[File<'_>]) {
+    deploys_like_one_transaction_as("versioned", files)
+}
+
+/// [`deploys_like_one_transaction`] for a package of this subclass (a
+/// `basic` one deploys into schema `fx`). `@schema@` in the files is the
+/// schema, in the reference too.
+fn deploys_like_one_transaction_as(subclass: &str, files: &[File<'_>]) {
+    let schema = if subclass == "basic" {
+        "fx"
+    } else {
+        "fx_1_0_0"
+    };
     let reference = TestDb::installed();
-    let mut script = format!("CREATE SCHEMA {SCHEMA}; SET LOCAL search_path = {SCHEMA}, public;\n");
+    let mut script = format!("CREATE SCHEMA {schema}; SET LOCAL search_path = {schema}, public;\n");
     // A file's SETs end with the file.
     for (_, _, sql) in files {
-        script.push_str(sql);
+        script.push_str(&sql.replace("@schema@", schema));
         script.push_str(&format!(
-            "\nRESET ALL;\nSET LOCAL search_path = {SCHEMA}, public;\n"
+            "\nRESET ALL;\nSET LOCAL search_path = {schema}, public;\n"
         ));
     }
     let mut client = reference.connect();
@@ -34,7 +44,7 @@ fn deploys_like_one_transaction(files: &[File<'_>]) {
     tx.batch_execute(&script)
         .unwrap_or_else(|e| panic!("the fixture's valid order fails: {e}\n{script}"));
     tx.commit().unwrap();
-    let expected = describe(&reference);
+    let expected = describe(&reference, schema);
     assert!(!expected.trim().is_empty(), "the fixture creates nothing");
 
     let n = files.len();
@@ -76,7 +86,8 @@ fn deploys_like_one_transaction(files: &[File<'_>]) {
             })
             .collect();
         let refs: Vec<(&str, &str)> = named.iter().map(|(p, s)| (p.as_str(), *s)).collect();
-        let mut manifest = serde_json::json!({"name": "fx", "version": "1.0.0"});
+        let mut manifest =
+            serde_json::json!({"name": "fx", "version": "1.0.0", "subclass": subclass});
         for (phase, _, _) in files {
             manifest[format!("{phase}_path")] = serde_json::json!(phase);
         }
@@ -89,7 +100,7 @@ fn deploys_like_one_transaction(files: &[File<'_>]) {
                 .assert(),
         );
         assert_eq!(code, 0, "file order {order:?}:\n{stdout}{stderr}");
-        let got = describe(&db);
+        let got = describe(&db, schema);
         if got != expected {
             panic!(
                 "file order {order:?} deployed another schema than one transaction in a valid order:\n{}",
@@ -102,7 +113,7 @@ fn deploys_like_one_transaction(files: &[File<'_>]) {
 /// The schema as `pg_dump --schema-only` writes it (no owners, no
 /// privileges: pgpm revokes what PUBLIC had), or as the catalog describes
 /// it when no `pg_dump` can dump this server.
-fn describe(db: &TestDb) -> String {
+fn describe(db: &TestDb, schema: &str) -> String {
     if let Some(pg_dump) = pg_dump() {
         let out = Command::new(pg_dump)
             .args([
@@ -110,7 +121,7 @@ fn describe(db: &TestDb) -> String {
                 "--no-owner",
                 "--no-privileges",
                 "--schema",
-                SCHEMA,
+                schema,
             ])
             .arg(format!("--dbname={}", db.conn_string()))
             .output()
@@ -135,29 +146,29 @@ fn describe(db: &TestDb) -> String {
     db.query_scalar(&format!(
         "SELECT string_agg(d, E'\\n' ORDER BY d COLLATE \"C\") FROM (
             SELECT 'function ' || p.oid::regprocedure::text || ' ' || CASE WHEN p.prokind = 'a' THEN 'aggregate' ELSE pg_get_functiondef(p.oid) END
-              FROM pg_proc p WHERE p.pronamespace = '{SCHEMA}'::regnamespace
+              FROM pg_proc p WHERE p.pronamespace = '{schema}'::regnamespace
             UNION ALL
             SELECT 'relation ' || c.relname || ' ' || c.relkind || ' ' || coalesce(pg_get_viewdef(c.oid), '') || coalesce((
                 SELECT string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod) || ' ' || coalesce(pg_get_expr(ad.adbin, ad.adrelid), ''), ', ' ORDER BY a.attnum)
                   FROM pg_attribute a LEFT JOIN pg_attrdef ad ON (ad.adrelid, ad.adnum) = (a.attrelid, a.attnum)
                  WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '')
-              FROM pg_class c WHERE c.relnamespace = '{SCHEMA}'::regnamespace
+              FROM pg_class c WHERE c.relnamespace = '{schema}'::regnamespace
             UNION ALL
             SELECT 'type ' || t.oid::regtype::text || ' ' || t.typtype FROM pg_type t
-             WHERE t.typnamespace = '{SCHEMA}'::regnamespace AND t.typtype IN ('b', 'd', 'e', 'r', 'm')
+             WHERE t.typnamespace = '{schema}'::regnamespace AND t.typtype IN ('b', 'd', 'e', 'r', 'm')
             UNION ALL
             SELECT 'constraint ' || co.conname || ' ' || pg_get_constraintdef(co.oid) FROM pg_constraint co
-             WHERE co.connamespace = '{SCHEMA}'::regnamespace
+             WHERE co.connamespace = '{schema}'::regnamespace
             UNION ALL
             SELECT 'trigger ' || pg_get_triggerdef(tg.oid) FROM pg_trigger tg JOIN pg_class c ON c.oid = tg.tgrelid
-             WHERE c.relnamespace = '{SCHEMA}'::regnamespace AND NOT tg.tgisinternal
+             WHERE c.relnamespace = '{schema}'::regnamespace AND NOT tg.tgisinternal
             UNION ALL
             SELECT 'operator ' || o.oid::regoperator::text || ' ' || o.oprcode::regproc::text FROM pg_operator o
-             WHERE o.oprnamespace = '{SCHEMA}'::regnamespace
+             WHERE o.oprnamespace = '{schema}'::regnamespace
             UNION ALL
             SELECT 'comment ' || d.classoid::regclass::text || ' ' || d.objsubid || ' ' || d.description FROM pg_description d
               JOIN pg_proc p ON d.classoid = 'pg_proc'::regclass AND p.oid = d.objoid
-             WHERE p.pronamespace = '{SCHEMA}'::regnamespace
+             WHERE p.pronamespace = '{schema}'::regnamespace
         ) x(d)"
     ))
 }
@@ -533,6 +544,97 @@ fn statements_about_table_members_and_references_by_literal_follow_them() {
             "triggers",
             "about",
             "COMMENT ON TRIGGER trg ON items IS 'touches';\nALTER TABLE items DISABLE TRIGGER trg;\nCOMMENT ON POLICY own ON items IS 'own rows';\nALTER POLICY own ON items USING (owner = session_user);\nCOMMENT ON RULE keep ON kinds IS 'kinds stay';\nCOMMENT ON COLLATION ci IS 'bytes';",
+        ),
+    ]);
+}
+
+/// Issue point 1: a DROP of an object runs before every statement that
+/// creates or uses it, whatever file and phase it is in.
+#[test]
+fn a_drop_runs_before_what_creates_or_uses_its_object() {
+    deploys_like_one_transaction(&[
+        ("types", "drop_type", "DROP TYPE IF EXISTS money_t CASCADE;"),
+        (
+            "types",
+            "money",
+            "CREATE TYPE money_t AS (cents bigint, currency text);",
+        ),
+        (
+            "functions",
+            "drops",
+            "DROP FUNCTION IF EXISTS fmt(money_t);\nDROP AGGREGATE IF EXISTS total_cents(money_t);\nDROP VIEW IF EXISTS prices;",
+        ),
+        (
+            "functions",
+            "fmt",
+            "CREATE FUNCTION fmt(m money_t) RETURNS text LANGUAGE sql AS $$ SELECT (m).cents || ' ' || (m).currency $$;",
+        ),
+        (
+            "functions",
+            "agg",
+            "CREATE FUNCTION add_cents(acc bigint, m money_t) RETURNS bigint LANGUAGE sql AS $$ SELECT acc + (m).cents $$;\nCREATE AGGREGATE total_cents(money_t) (SFUNC = add_cents, STYPE = bigint, INITCOND = '0');",
+        ),
+        (
+            "views",
+            "prices",
+            "CREATE VIEW prices AS SELECT fmt(ROW(100, 'EUR')::money_t) AS price;",
+        ),
+    ]);
+}
+
+/// Issue points 6 and 7: in a basic package, names qualified with its own
+/// schema match its unqualified definitions; `@schema@` names it too.
+#[test]
+fn own_schema_names_and_placeholders_order_like_unqualified_ones() {
+    deploys_like_one_transaction_as(
+        "basic",
+        &[
+            (
+                "functions",
+                "encode",
+                "CREATE FUNCTION url_encode(t text) RETURNS text LANGUAGE sql AS $$ SELECT replace(t, ' ', '%20') $$;",
+            ),
+            (
+                "functions",
+                "suffix",
+                "CREATE FUNCTION suffix() RETURNS text LANGUAGE sql AS $$ SELECT '!' $$;",
+            ),
+            (
+                "functions",
+                "api",
+                "CREATE FUNCTION api(t text) RETURNS text LANGUAGE sql AS $$ SELECT fx.url_encode(t) || @schema@.suffix() $$;",
+            ),
+            ("types", "article", "CREATE TYPE article AS (title text);"),
+            (
+                "functions",
+                "first",
+                "CREATE FUNCTION first_article() RETURNS fx.article LANGUAGE sql AS $$ SELECT ROW('x')::@schema@.article $$;",
+            ),
+        ],
+    );
+}
+
+/// Issue point 11: pg_dump's placeholder view, replaced later by the real
+/// definition, keeps that order, and what reads the view follows the
+/// placeholder.
+#[test]
+fn a_placeholder_view_comes_before_its_replacement() {
+    deploys_like_one_transaction(&[
+        (
+            "views",
+            "placeholder",
+            "CREATE VIEW report AS SELECT NULL::int AS n, NULL::text AS label;",
+        ),
+        (
+            "views",
+            "reader",
+            "CREATE VIEW report_labels AS SELECT label FROM report;",
+        ),
+        ("tables", "items", "CREATE TABLE items (n int, label text);"),
+        (
+            "views",
+            "replacement",
+            "CREATE OR REPLACE VIEW report AS SELECT n, label FROM items;",
         ),
     ]);
 }
