@@ -541,8 +541,11 @@ fn deploy(args: DeployArgs) -> Result<()> {
             ..Summary::default()
         })
     });
-    if args.announce && !opts.dry_run {
+    if args.announce {
         match &result {
+            Ok(_) if opts.dry_run => {
+                ui::get().eprint("note: nothing was announced: this was a dry run")
+            }
             Ok(summaries) => announce(&project.announce, &opts, summaries),
             Err(_) => ui::get().eprint("note: nothing was announced: the deploy failed"),
         }

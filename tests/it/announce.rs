@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::common::{TestDb, output, pgpm, shop, test_ca};
+use crate::common::{TestDb, output, pgpm, shop, target_fields, test_ca};
 
 /// The PYTHONPATH under which `import aiosmtpd` works: the interpreter's
 /// own, or a directory under target/ that pip installs it into once.
@@ -140,19 +140,9 @@ fn http_listener() -> (u16, Arc<Mutex<Vec<Request>>>) {
     (port, got)
 }
 
+/// `[targets.shopdb]` for the test database.
 fn target(db: &TestDb) -> String {
-    let info = &db.info;
-    let mut out = format!(
-        "[targets.shopdb]\nhost = \"{}\"\nport = {}\ndbname = \"{}\"\nuser = \"{}\"\n",
-        info.host(),
-        info.port(),
-        info.dbname(),
-        info.user()
-    );
-    if let Some(mode) = info.get("sslmode") {
-        out.push_str(&format!("sslmode = \"{mode}\"\n"));
-    }
-    out
+    format!("[targets.shopdb]\n{}", target_fields(db))
 }
 
 #[test]

@@ -492,3 +492,20 @@ pub fn runs_the_example(args: &[&str]) -> bool {
     );
     false
 }
+
+/// The connection fields of a `[targets.NAME]` table of pgpm.toml for a
+/// test database.
+pub fn target_fields(db: &TestDb) -> String {
+    let info = &db.info;
+    let mut out = format!(
+        "host = \"{}\"\nport = {}\ndbname = \"{}\"\nuser = \"{}\"\n",
+        info.host(),
+        info.port(),
+        info.dbname(),
+        info.user()
+    );
+    if let Some(mode) = info.get("sslmode") {
+        out.push_str(&format!("sslmode = \"{mode}\"\n"));
+    }
+    out
+}

@@ -3,23 +3,7 @@
 
 use std::path::Path;
 
-use crate::common::{TestDb, output, pgpm, shop};
-
-/// `[targets.NAME]` connection fields for a test database.
-fn fields(db: &TestDb) -> String {
-    let info = &db.info;
-    let mut out = format!(
-        "host = \"{}\"\nport = {}\ndbname = \"{}\"\nuser = \"{}\"\n",
-        info.host(),
-        info.port(),
-        info.dbname(),
-        info.user()
-    );
-    if let Some(mode) = info.get("sslmode") {
-        out.push_str(&format!("sslmode = \"{mode}\"\n"));
-    }
-    out
-}
+use crate::common::{TestDb, output, pgpm, shop, target_fields};
 
 /// `pgpm ARGS` run in `dir`.
 fn run_in(dir: &Path, args: &[&str]) -> (i32, String, String) {
@@ -35,7 +19,7 @@ fn a_rollout_to_twenty_databases_goes_past_a_broken_one_and_a_rerun_finishes_it(
         toml.push_str(&format!(
             "[targets.db{:02}]\n{}environment = \"test\"\nproduct = \"shop\"\n\n",
             i + 1,
-            fields(db)
+            target_fields(db)
         ));
     }
     std::fs::write(project.path().join("pgpm.toml"), toml).unwrap();
@@ -110,7 +94,7 @@ fn a_failed_canary_stops_the_rollout_before_the_others() {
     for (i, db) in dbs.iter().enumerate() {
         toml.push_str(&format!(
             "[targets.c{i}]\n{}environment = \"prod\"\n\n",
-            fields(db)
+            target_fields(db)
         ));
     }
     std::fs::write(project.path().join("pgpm.toml"), toml).unwrap();
@@ -145,7 +129,7 @@ fn named_targets_the_default_target_and_dotenv() {
         project.path().join("pgpm.toml"),
         format!(
             "default = \"a\"\n[targets.a]\n{}\n[targets.b]\nurl = \"${{B_URL}}\"\n",
-            fields(&a)
+            target_fields(&a)
         ),
     )
     .unwrap();
@@ -324,12 +308,12 @@ fn the_ancestors_set_spelling_selects_like_env_and_product_and_json_names_each_f
     for (i, db) in dbs.iter().enumerate() {
         toml.push_str(&format!(
             "[targets.c{i}]\n{}environment = \"test\"\nproduct = \"shop\"\n\n",
-            fields(db)
+            target_fields(db)
         ));
     }
     toml.push_str(&format!(
         "[targets.other]\n{}environment = \"test\"\nproduct = \"billing\"\n",
-        fields(&dbs[0])
+        target_fields(&dbs[0])
     ));
     std::fs::write(project.path().join("pgpm.toml"), toml).unwrap();
     shop(project.path(), "1.0.0");
