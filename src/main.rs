@@ -2,12 +2,6 @@
 
 mod cli;
 
-/// Parsing allocates and frees many small syntax nodes; mimalloc does
-/// that faster than the system allocator (planning the deploy benchmark's
-/// workspace costs about a tenth less).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
