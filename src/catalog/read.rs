@@ -834,7 +834,8 @@ pub fn setting_exists(client: &mut impl GenericClient, name: &str) -> Result<boo
     }
     let row = client
         .query_one(
-            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_settings WHERE name = $1)",
+            // Setting names are case-insensitive (`timezone` is `TimeZone`).
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_settings WHERE lower(name) = lower($1))",
             &[&name],
         )
         .map_err(QueryError::with("cannot look up settings"))?;

@@ -571,7 +571,12 @@ fn push_batch<'a>(
                 continue;
             };
             emit(&format!("RESET {}", quote_setting(&name)), set);
-            if let Some((_, value)) = pkg.manifest.settings.iter().find(|(n, _)| *n == name) {
+            if let Some((_, value)) = pkg
+                .manifest
+                .settings
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(&name))
+            {
                 emit(
                     &format!(
                         "SELECT pg_catalog.set_config({}, {}, true)",
