@@ -25,19 +25,29 @@ fn deploys_like_one_transaction(files: &[File<'_>]) {
 /// `basic` one deploys into schema `fx`). `@schema@` in the files is the
 /// schema, in the reference too.
 fn deploys_like_one_transaction_as(subclass: &str, files: &[File<'_>]) {
+    deploys_like_one_transaction_with(subclass, serde_json::json!({}), "", files)
+}
+
+/// [`deploys_like_one_transaction_as`] with more keys in the manifest,
+/// and `prelude`, what they mean, run first in the reference (and again
+/// after each file: a file's SETs end with the file).
+fn deploys_like_one_transaction_with(
+    subclass: &str,
+    manifest_extra: serde_json::Value,
+    prelude: &str,
+    files: &[File<'_>],
+) {
     let schema = if subclass == "basic" {
         "fx"
     } else {
         "fx_1_0_0"
     };
     let reference = TestDb::installed();
-    let mut script = format!("CREATE SCHEMA {schema}; SET LOCAL search_path = {schema}, public;\n");
-    // A file's SETs end with the file.
+    let settings = format!("SET LOCAL search_path = {schema}, public;\n{prelude}\n");
+    let mut script = format!("CREATE SCHEMA {schema};\n{settings}");
     for (_, _, sql) in files {
         script.push_str(&sql.replace("@schema@", schema));
-        script.push_str(&format!(
-            "\nRESET ALL;\nSET LOCAL search_path = {schema}, public;\n"
-        ));
+        script.push_str(&format!("\nRESET ALL;\n{settings}"));
     }
     let mut client = reference.connect();
     let mut tx = client.transaction().unwrap();
@@ -88,6 +98,9 @@ fn deploys_like_one_transaction_as(subclass: &str, files: &[File<'_>]) {
         let refs: Vec<(&str, &str)> = named.iter().map(|(p, s)| (p.as_str(), *s)).collect();
         let mut manifest =
             serde_json::json!({"name": "fx", "version": "1.0.0", "subclass": subclass});
+        for (key, value) in manifest_extra.as_object().unwrap() {
+            manifest[key] = value.clone();
+        }
         for (phase, _, _) in files {
             manifest[format!("{phase}_path")] = serde_json::json!(phase);
         }
@@ -637,4 +650,33 @@ fn a_placeholder_view_comes_before_its_replacement() {
             "CREATE OR REPLACE VIEW report AS SELECT n, label FROM items;",
         ),
     ]);
+}
+
+/// Issue point 8: the manifest's extensions are created and its settings
+/// hold for every statement of the package (here the time zone a
+/// timestamptz constant is read in), in every file order.
+#[test]
+fn the_manifests_extensions_and_settings_hold_for_every_file() {
+    deploys_like_one_transaction_with(
+        "versioned",
+        serde_json::json!({"extensions": {"citext": "*"}, "settings": {"timezone": "Asia/Tokyo"}}),
+        "CREATE EXTENSION IF NOT EXISTS citext SCHEMA public;\nSET LOCAL timezone = 'Asia/Tokyo';",
+        &[
+            (
+                "tables",
+                "users",
+                "CREATE TABLE users (email public.citext PRIMARY KEY, joined timestamptz DEFAULT '2024-01-01 00:00'::timestamptz);",
+            ),
+            (
+                "views",
+                "new_year",
+                "CREATE VIEW new_year AS SELECT '2024-01-01 00:00'::timestamptz AS at;",
+            ),
+            (
+                "functions",
+                "find",
+                "CREATE FUNCTION find(e public.citext) RETURNS SETOF users LANGUAGE sql AS $$ SELECT * FROM users WHERE email = e $$;",
+            ),
+        ],
+    );
 }
