@@ -233,8 +233,12 @@ impl fmt::Display for ObjectName {
         if let Some(schema) = &self.schema {
             write!(f, "{}.", squawk_syntax::quote::quote_ident(schema))?;
         }
-        // Operators and casts are not identifiers.
-        if self.namespace == Namespace::Other {
+        // Operators and casts are not identifiers, and a trigger's (a
+        // policy's, a rule's) name says its table: `trg on items`.
+        if matches!(
+            self.namespace,
+            Namespace::Other | Namespace::Trigger | Namespace::Policy | Namespace::Rule
+        ) {
             f.write_str(&self.name)
         } else {
             f.write_str(&squawk_syntax::quote::quote_ident(&self.name))

@@ -123,8 +123,11 @@ pub fn order_tagged<T>(
             let Some(others) = definers.get(&(name.namespace, name.name.as_str())) else {
                 continue;
             };
+            // Definitions in another schema are another relation.
+            let here = name.schema.as_deref().or(own_schema);
             let others: Vec<usize> = others
                 .iter()
+                .filter(|(schema, _)| schema.or(own_schema) == here)
                 .map(|&(_, o)| o)
                 .filter(|&o| o != index)
                 .collect();

@@ -74,7 +74,7 @@ pub(super) fn analyze(node: &SyntaxNode, first_token: SyntaxKind) -> Analysis {
             })
         }
         K::CREATE_TRIGGER => {
-            define_name(node, K::TRIGGER, Namespace::Trigger, &mut defines);
+            define_member(node, K::TRIGGER, Namespace::Trigger, &mut defines);
             StatementKind::Create(ObjectKind::Trigger)
         }
         K::CREATE_EVENT_TRIGGER => {
@@ -87,11 +87,11 @@ pub(super) fn analyze(node: &SyntaxNode, first_token: SyntaxKind) -> Analysis {
             StatementKind::Create(ObjectKind::EventTrigger)
         }
         K::CREATE_POLICY => {
-            define_name(node, K::POLICY, Namespace::Policy, &mut defines);
+            define_member(node, K::POLICY, Namespace::Policy, &mut defines);
             StatementKind::Create(ObjectKind::Policy)
         }
         K::CREATE_RULE => {
-            define_name(node, K::RULE, Namespace::Rule, &mut defines);
+            define_member(node, K::RULE, Namespace::Rule, &mut defines);
             StatementKind::Create(ObjectKind::Rule)
         }
         K::CREATE_COLLATION => {
@@ -219,7 +219,7 @@ fn dropped_names(node: &SyntaxNode, kind: ObjectKind) -> Vec<ObjectName> {
             return node
                 .descendants()
                 .filter(|n| n.kind() == holder)
-                .map(|n| ObjectName::new(namespace, None, &ast::normalize_name_node(&n)))
+                .map(|n| ObjectName::new(namespace, None, &member(&n, namespace)))
                 .collect();
         }
         _ => return Vec::new(),
@@ -270,8 +270,53 @@ fn drop_kind(kind: SyntaxKind) -> ObjectKind {
     }
 }
 
-/// Defines the plain name held by the `holder` child of `node` (a
-/// trigger's, a policy's: names that are not schema-qualified).
+/// Defines the trigger, policy or rule named by the `holder` child of
+/// `node`, by [`member`]'s name.
+fn define_member(
+    node: &SyntaxNode,
+    holder: SyntaxKind,
+    namespace: Namespace,
+    defines: &mut Vec<ObjectName>,
+) {
+    if let Some(name) = child(node, holder) {
+        defines.push(ObjectName::new(namespace, None, &member(&name, namespace)));
+    }
+}
+
+/// The name of a trigger, policy or rule, whose names are per table: `trg
+/// on items`, with the table of the statement it is named in (its first
+/// relation: `ON items` of `CREATE TRIGGER` and `COMMENT ON TRIGGER`,
+/// `ALTER TABLE items`). An event trigger's name is the database's.
+fn member(name_node: &SyntaxNode, namespace: Namespace) -> String {
+    let name = ast::normalize_name_node(name_node);
+    if namespace == Namespace::EventTrigger {
+        return name;
+    }
+    let statement = name_node.ancestors().find(|a| {
+        a.parent()
+            .is_none_or(|p| p.kind() == SyntaxKind::SOURCE_FILE)
+    });
+    let table = statement.and_then(|s| {
+        s.descendants()
+            .filter(|d| {
+                matches!(
+                    d.kind(),
+                    SyntaxKind::RELATION_NAME_REF | SyntaxKind::TABLE_NAME_REF
+                )
+            })
+            .find_map(|d| d.children().find_map(ast::PathRef::cast))
+            .as_ref()
+            .and_then(path_ref_parts)
+            .map(|(_, table)| table)
+    });
+    match table {
+        Some(table) => format!("{name} on {table}"),
+        None => name,
+    }
+}
+
+/// Defines the plain name held by the `holder` child of `node` (an event
+/// trigger's: a name that is not schema-qualified).
 fn define_name(
     node: &SyntaxNode,
     holder: SyntaxKind,
@@ -615,9 +660,8 @@ impl Refs {
                     K::POLICY_REF => Namespace::Policy,
                     _ => Namespace::Rule,
                 };
-                let name = ast::normalize_name_node(node);
-                if !name.is_empty() {
-                    self.push(ObjectName::new(namespace, None, &name));
+                if !ast::normalize_name_node(node).is_empty() {
+                    self.push(ObjectName::new(namespace, None, &member(node, namespace)));
                 }
                 return;
             }
@@ -741,11 +785,21 @@ impl Refs {
                     return;
                 };
                 let args = args.trim_end().trim_end_matches(')').trim();
-                let arity = if args.is_empty() {
-                    0
-                } else {
-                    args.split(',').count()
-                };
+                // Commas inside a type modifier (`numeric(10,2)`) do not
+                // separate arguments.
+                let mut depth = 0usize;
+                let commas = args
+                    .chars()
+                    .filter(|&c| {
+                        match c {
+                            '(' => depth += 1,
+                            ')' => depth = depth.saturating_sub(1),
+                            _ => {}
+                        }
+                        c == ',' && depth == 0
+                    })
+                    .count();
+                let arity = if args.is_empty() { 0 } else { commas + 1 };
                 (Namespace::Routine, name, Some(arity))
             }
             _ => return,

@@ -273,7 +273,7 @@ fn detects_each_object_kind_and_its_name() {
         (
             "create trigger trg before insert on t for each row execute function f()",
             StatementKind::Create(O::Trigger),
-            &[name(Namespace::Trigger, None, "trg")],
+            &[name(Namespace::Trigger, None, "trg on t")],
         ),
         (
             "create index idx on s.t (a)",
@@ -293,7 +293,7 @@ fn detects_each_object_kind_and_its_name() {
         (
             "create policy p on t using (true)",
             StatementKind::Create(O::Policy),
-            &[name(Namespace::Policy, None, "p")],
+            &[name(Namespace::Policy, None, "p on t")],
         ),
         (
             "drop function if exists f(int), g",
@@ -531,7 +531,7 @@ fn trigger_after_its_function_and_table() {
         ("tables.sql", "create table items (id int);"),
     ])
     .unwrap();
-    assert_eq!(order, ["touch", "items", "stamp"]);
+    assert_eq!(order, ["touch", "items", "stamp on items"]);
 }
 
 #[test]
@@ -1015,10 +1015,10 @@ fn triggers_policies_rules_event_triggers_and_collations_are_named() {
             .unwrap_or_else(|| panic!("{name} in {order:?}"))
     };
     assert!(at("evt") < at("comment on event trigger"), "{order:?}");
-    assert!(at("drop trigger") < at("trg"), "{order:?}");
-    assert!(at("trg") < at("alter table t disable"), "{order:?}");
-    assert!(at("p") < at("comment on policy"), "{order:?}");
-    assert!(at("r") < at("comment on rule"), "{order:?}");
+    assert!(at("drop trigger") < at("trg on t"), "{order:?}");
+    assert!(at("trg on t") < at("alter table t disable"), "{order:?}");
+    assert!(at("p on t") < at("comment on policy"), "{order:?}");
+    assert!(at("r on t") < at("comment on rule"), "{order:?}");
     assert!(at("ci") < at("d"), "{order:?}");
 }
 
@@ -1039,4 +1039,30 @@ fn object_identifier_literals_are_references() {
     assert!(refs.contains(&"Type api.t".to_string()), "{refs:?}");
     let f = ObjectName::new(Namespace::Routine, None, "f");
     assert_eq!(s.arities.get(&f), Some(&vec![2]));
+}
+
+#[test]
+fn triggers_of_two_tables_with_one_name_are_two_triggers() {
+    // Each table script drops and creates its own set_updated_at: neither
+    // waits for the other's (which, with table scripts in file order,
+    // was a loop).
+    let order = ordered(&[
+        (
+            "a.sql",
+            "drop trigger if exists set_updated_at on a;\ncreate trigger set_updated_at before update on a for each row execute function f();\ncomment on trigger set_updated_at on a is 'a';",
+        ),
+        (
+            "b.sql",
+            "drop trigger if exists set_updated_at on b;\ncreate trigger set_updated_at before update on b for each row execute function f();",
+        ),
+    ])
+    .unwrap();
+    assert_eq!(order[1], "set_updated_at on a");
+    assert_eq!(order[2], "comment on trigger set_updated_at on a is 'a';");
+    // A relation of another schema is another relation.
+    let order = ordered(&[(
+        "x.sql",
+        "create or replace view app.orders as select 1 as n;\ncreate view api.orders as select * from app.orders;",
+    )]);
+    assert!(order.is_ok(), "{order:?}");
 }
