@@ -162,6 +162,23 @@ struct ProjectToml {
     announce: Announce,
 }
 
+/// Why `[announce]` cannot be used: refused whatever the command, or (only
+/// for `--announce`) a variable that is not set.
+#[derive(Debug, Default)]
+struct AnnounceProblem {
+    refused: Option<String>,
+    unset: Option<String>,
+}
+
+impl AnnounceProblem {
+    fn refused(message: String) -> AnnounceProblem {
+        AnnounceProblem {
+            refused: Some(message),
+            unset: None,
+        }
+    }
+}
+
 /// What selects targets on a command line.
 #[derive(Debug, Clone, Default)]
 pub struct Selection {
@@ -234,7 +251,15 @@ impl Project {
         let parsed: ProjectToml = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
         self.default = parsed.default;
         self.defaults = parsed.defaults;
-        self.announce = self.read_announce(parsed.announce).map_err(invalid)?;
+        // Checked now; its variables are only needed by --announce.
+        if let Err(AnnounceProblem {
+            refused: Some(refused),
+            ..
+        }) = self.read_announce(parsed.announce.clone())
+        {
+            return Err(invalid(refused));
+        }
+        self.announce = parsed.announce;
         for (name, fields) in parsed.targets {
             let text_of = |key: &str, value: &toml::Value| -> Result<String> {
                 let raw = match value {
@@ -246,14 +271,19 @@ impl Project {
                         )));
                     }
                 };
-                // In a URL, a variable's value is one part of it (a user, a
-                // password) and is percent-encoded, so that an `@` or `/`
-                // in it stays in its part; a URL that is one variable as a
-                // whole is taken as it is.
-                let whole =
-                    raw.starts_with("${") && raw.ends_with('}') && raw.matches("${").count() == 1;
-                let encoded = if key == "url" && !whole {
-                    self.interpolate_with(&raw, percent_encode)
+                // In a URL's user and password (`postgres://${USER}:${PW}@host`)
+                // a variable's value is percent-encoded, so that an `@`, `:`
+                // or `/` in it stays in its part; elsewhere (a whole URL in
+                // a variable, hosts, a query) it is taken as it is.
+                let encoded = if key == "url" {
+                    let userinfo = userinfo_range(&raw);
+                    self.interpolate_with(&raw, |at, value| {
+                        if userinfo.contains(&at) {
+                            percent_encode(value)
+                        } else {
+                            value.to_string()
+                        }
+                    })
                 } else {
                     self.interpolate(&raw)
                 };
@@ -329,21 +359,38 @@ impl Project {
         Ok(())
     }
 
-    /// The announce hooks with their `${VAR}`s replaced; a password
-    /// written in the file is refused.
-    fn read_announce(&self, mut a: Announce) -> std::result::Result<Announce, String> {
-        let var = |what: &str, text: &mut String| -> std::result::Result<(), String> {
-            *text = self.interpolate(text).map_err(|v| {
-                format!("announce.{what}: ${{{v}}} is not set (in the environment or .env)")
-            })?;
+    /// The hooks of `[announce]` as `--announce` runs them: their
+    /// `${VAR}`s replaced (an unset one is an error naming it).
+    pub fn announce_hooks(&self) -> Result<Announce> {
+        self.read_announce(self.announce.clone())
+            .map_err(|e| ConfigError::Invalid {
+                path: self.file.clone().unwrap_or_else(|| FILE_NAME.into()),
+                message: e.refused.or(e.unset).unwrap_or_default(),
+            })
+    }
+
+    /// The announce hooks with their `${VAR}`s replaced. A password
+    /// written in the file is refused (`refused`); an unset variable is
+    /// said in `unset`, which only `--announce` needs.
+    fn read_announce(&self, mut a: Announce) -> std::result::Result<Announce, AnnounceProblem> {
+        let unset = std::cell::RefCell::new(None::<String>);
+        let var = |what: &str, text: &mut String| -> std::result::Result<(), AnnounceProblem> {
+            match self.interpolate(text) {
+                Ok(value) => *text = value,
+                Err(v) => {
+                    unset.borrow_mut().get_or_insert(format!(
+                        "announce.{what}: ${{{v}}} is not set (in the environment or .env)"
+                    ));
+                }
+            }
             Ok(())
         };
         if let Some(email) = &mut a.email {
             if let Some(password) = &mut email.password {
                 if !password.contains("${") {
-                    return Err(format!(
+                    return Err(AnnounceProblem::refused(format!(
                         "announce.email.password: passwords are never stored in {FILE_NAME}: write password = \"${{VAR}}\" and set VAR in the environment or .env"
-                    ));
+                    )));
                 }
                 var("email.password", password)?;
             }
@@ -356,7 +403,9 @@ impl Project {
                 var("email.to", to)?;
             }
             if email.to.is_empty() {
-                return Err("announce.email.to: no recipient".into());
+                return Err(AnnounceProblem::refused(
+                    "announce.email.to: no recipient".into(),
+                ));
             }
             email.ca_file = email.ca_file.take().map(|f| self.root.join(f));
         }
@@ -366,7 +415,13 @@ impl Project {
                 var("webhook.headers", value)?;
             }
         }
-        Ok(a)
+        match unset.into_inner() {
+            Some(unset) => Err(AnnounceProblem {
+                refused: None,
+                unset: Some(unset),
+            }),
+            None => Ok(a),
+        }
     }
 
     /// Adds the connection sets of the ancestor's global config. A target
@@ -398,27 +453,28 @@ impl Project {
     /// `text` with each `${VAR}` replaced; the name of an unset variable
     /// as the error.
     fn interpolate(&self, text: &str) -> std::result::Result<String, String> {
-        self.interpolate_with(text, |v| v.to_string())
+        self.interpolate_with(text, |_, v| v.to_string())
     }
 
     /// Like [`Project::interpolate`], each variable's value passed through
-    /// `encode` (percent-encoding, inside a URL).
+    /// `encode` with the byte offset of its `${` in `text`.
     fn interpolate_with(
         &self,
         text: &str,
-        encode: impl Fn(&str) -> String,
+        encode: impl Fn(usize, &str) -> String,
     ) -> std::result::Result<String, String> {
         let mut out = String::with_capacity(text.len());
         let mut rest = text;
         while let Some(start) = rest.find("${") {
             out.push_str(&rest[..start]);
+            let at = text.len() - rest.len() + start;
             let after = &rest[start + 2..];
             let Some(end) = after.find('}') else {
                 out.push_str(&rest[start..]);
                 return Ok(out);
             };
             let var = &after[..end];
-            out.push_str(&encode(&self.var(var).ok_or_else(|| var.to_string())?));
+            out.push_str(&encode(at, &self.var(var).ok_or_else(|| var.to_string())?));
             rest = &after[end + 1..];
         }
         out.push_str(rest);
@@ -584,6 +640,34 @@ fn read_dotenv(path: &Path) -> Result<HashMap<String, String>> {
     Ok(vars)
 }
 
+/// Where a URL's user and password are (between `://` and the `@` before
+/// the host), as written with its `${VAR}`s; empty without them.
+fn userinfo_range(url: &str) -> std::ops::Range<usize> {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return 0..0;
+    };
+    let rest = &url[scheme_end..];
+    // The authority ends at the first `/`, `?` or `#` outside a `${...}`.
+    let mut depth = 0;
+    let mut end = rest.len();
+    let bytes = rest.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'$' if bytes.get(i + 1) == Some(&b'{') => depth += 1,
+            b'}' if depth > 0 => depth -= 1,
+            b'/' | b'?' | b'#' if depth == 0 => {
+                end = i;
+                break;
+            }
+            _ => {}
+        }
+    }
+    match rest[..end].rfind('@') {
+        Some(at) => scheme_end..scheme_end + at,
+        None => 0..0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -637,6 +721,35 @@ mod tests {
         assert_eq!((a.host().as_str(), a.dbname().as_str()), ("h", "db"));
         let b = p.conninfo(&p.targets[1]).unwrap();
         assert_eq!((b.port(), b.dbname().as_str()), (5433, "whole"));
+        // Only the user and password are encoded: a URL that starts with a
+        // variable, and hosts in one, are taken as they are.
+        let mut p = Project::default();
+        p.dotenv
+            .insert("URL".into(), "postgres://u@h:5433/whole".into());
+        p.dotenv.insert("HOSTS".into(), "h1:5432,h2:5433".into());
+        p.read_toml(
+            Path::new("pgpm.toml"),
+            "[targets.a]\nurl = \"${URL}?sslmode=disable\"\n[targets.b]\nurl = \"postgres://me@${HOSTS}/db\"",
+        )
+        .unwrap();
+        let a = p.conninfo(&p.targets[0]).unwrap();
+        assert_eq!(
+            (a.dbname().as_str(), a.get("sslmode")),
+            ("whole", Some("disable"))
+        );
+        let b = p.conninfo(&p.targets[1]).unwrap();
+        assert_eq!(b.host(), "h1,h2");
+    }
+
+    #[test]
+    fn announce_variables_are_needed_by_announce_only() {
+        let toml = "[announce.email]\nserver = \"smtp\"\npassword = \"${SMTP_PW_UNSET}\"\nfrom = \"a@b\"\nto = [\"c@d\"]";
+        let p = project(toml).unwrap();
+        let err = p.announce_hooks().unwrap_err().to_string();
+        assert!(err.contains("${SMTP_PW_UNSET} is not set"), "{err}");
+        // A literal password is refused whatever the command.
+        let err = project(&toml.replace("${SMTP_PW_UNSET}", "hunter2")).unwrap_err();
+        assert!(err.to_string().contains("never stored"), "{err}");
     }
 
     #[test]
