@@ -61,8 +61,11 @@ pub enum Background<'a> {
     /// the notice of a `DROP ... IF EXISTS` that found nothing, a warning.
     Notice {
         target: &'a str,
-        /// `WARNING`, `NOTICE`, `INFO`, `LOG` or `DEBUG`.
+        /// `WARNING`, `NOTICE`, `INFO`, `LOG` or `DEBUG`, as the server
+        /// wrote it (in its language).
         severity: &'a str,
+        /// Whether it is a warning, whatever the server's language.
+        warning: bool,
         message: &'a str,
         detail: Option<&'a str>,
         hint: Option<&'a str>,

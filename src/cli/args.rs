@@ -408,11 +408,27 @@ const SET_COMMANDS: &[&str] = &[
 /// `--announce`. Anything else is left as it is.
 pub fn ancestor_spelling(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
     let text = |i: usize| args.get(i).and_then(|a| a.to_str());
-    let mut out: Vec<std::ffi::OsString> = Vec::with_capacity(args.len() + 4);
-    let Some(command) = text(1).filter(|c| SET_COMMANDS.contains(c)) else {
-        return args;
+    let plain = |arg: &std::ffi::OsString| -> std::ffi::OsString {
+        match arg.to_str() {
+            Some("--debug-mode") => "--verbose".into(),
+            Some("--send-email") => "--announce".into(),
+            _ => arg.clone(),
+        }
     };
-    out.push(args[0].clone());
+    // The command comes after the global flags (`pgpm -v deploy set ...`);
+    // of those, --log-file and --color take a value of their own.
+    let mut at = 1;
+    while let Some(arg) = text(at).filter(|a| a.starts_with('-')) {
+        at += if matches!(arg, "--log-file" | "--color") {
+            2
+        } else {
+            1
+        };
+    }
+    let Some(command) = text(at).filter(|c| SET_COMMANDS.contains(c)) else {
+        return args.iter().map(plain).collect();
+    };
+    let mut out: Vec<std::ffi::OsString> = args[..at].iter().map(plain).collect();
     out.push(
         if command == "list" {
             "targets"
@@ -421,10 +437,18 @@ pub fn ancestor_spelling(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsStrin
         }
         .into(),
     );
-    let mut i = 2;
-    if text(2) == Some("set") && text(3).is_some() && text(4).is_some() {
-        out.extend(["--env", text(3).unwrap(), "--product", text(4).unwrap()].map(Into::into));
-        i = 5;
+    let mut i = at + 1;
+    if text(i) == Some("set") && text(i + 1).is_some() && text(i + 2).is_some() {
+        out.extend(
+            [
+                "--env",
+                text(i + 1).unwrap(),
+                "--product",
+                text(i + 2).unwrap(),
+            ]
+            .map(Into::into),
+        );
+        i += 3;
         let mut names = Vec::new();
         while let Some(arg) = text(i) {
             match arg {
@@ -439,13 +463,7 @@ pub fn ancestor_spelling(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsStrin
             out.push(names.join(",").into());
         }
     }
-    for arg in &args[i.min(args.len())..] {
-        out.push(match arg.to_str() {
-            Some("--debug-mode") => "--verbose".into(),
-            Some("--send-email") => "--announce".into(),
-            _ => arg.clone(),
-        });
-    }
+    out.extend(args[i.min(args.len())..].iter().map(plain));
     out
 }
 
@@ -497,5 +515,33 @@ mod tests {
             ["pgpm", "deploy", "host=x", "set"]
         );
         assert_eq!(spelled(&["pgpm", "plan", "set"]), ["pgpm", "plan", "set"]);
+        // After global flags, and with the ancestor's flags anywhere.
+        assert_eq!(
+            spelled(&[
+                "pgpm",
+                "--log-file",
+                "x.log",
+                "-v",
+                "install",
+                "set",
+                "prod",
+                "shop"
+            ]),
+            [
+                "pgpm",
+                "--log-file",
+                "x.log",
+                "-v",
+                "install",
+                "--env",
+                "prod",
+                "--product",
+                "shop"
+            ]
+        );
+        assert_eq!(
+            spelled(&["pgpm", "--debug-mode", "plan", "."]),
+            ["pgpm", "--verbose", "plan", "."]
+        );
     }
 }

@@ -64,6 +64,22 @@ impl Out {
         }
     }
 
+    /// A line of the verbose log (see [`ui::Ui::log`]); for a target of
+    /// a set, in its block, so that targets' statements do not mix.
+    pub fn log(&mut self, line: &str) {
+        let ui = ui::get();
+        match &mut self.buffer {
+            None => ui.log(line),
+            Some((_, err)) => {
+                ui.write_log(line);
+                if ui.verbose {
+                    err.push_str(line);
+                    err.push('\n');
+                }
+            }
+        }
+    }
+
     /// A line on stderr (warnings, notes), also with `-q` and `--json`.
     pub fn err(&mut self, line: impl std::fmt::Display) {
         match &mut self.buffer {
@@ -151,9 +167,10 @@ pub fn run(
                 return;
             }
             ui.suspended(|| {
-                // With --json, stdout holds nothing but the JSON document.
                 let header = format!("== {name} ({})", set[run.index].info.describe());
-                if ui.json {
+                // With --json stdout holds nothing but the JSON document,
+                // and with -q nothing but what was asked for.
+                if ui.json || ui.quiet {
                     eprintln!("{header}");
                 } else {
                     println!("{header}");

@@ -473,6 +473,12 @@ fn deploy(args: DeployArgs) -> Result<()> {
         })?,
         (None, None) => deploy::Mode::Safe,
     };
+    // The hooks with their variables, before anything connects.
+    let hooks = if args.announce {
+        Some(project.announce_hooks()?)
+    } else {
+        None
+    };
     if args.announce && project.announce.is_empty() {
         return Err(Error::Usage(format!(
             "--announce: {} has no [announce] hooks ([announce.email] or [[announce.webhook]])",
@@ -546,7 +552,11 @@ fn deploy(args: DeployArgs) -> Result<()> {
             Ok(_) if opts.dry_run => {
                 ui::get().eprint("note: nothing was announced: this was a dry run")
             }
-            Ok(summaries) => announce(&project.announce, &opts, summaries),
+            Ok(summaries) => announce(hooks.as_ref().expect("resolved"), &opts, summaries),
+            Err(Error::Fleet { failed, total, .. }) => ui::get().eprint(&format!(
+                "note: nothing was announced: {} of {total} targets did not deploy (the others committed); once they are fixed, the same command finishes the rollout and announces what it deploys",
+                failed.len().max(1)
+            )),
             Err(_) => ui::get().eprint("note: nothing was announced: the deploy failed"),
         }
     }
@@ -581,12 +591,12 @@ fn progress(out: &mut Out, event: Event<'_>) {
     let ui = ui::get();
     match event {
         Event::Section { note } => {
-            ui.log(&format!("-- {note}"));
+            out.log(&format!("-- {note}"));
             ui.spin(note);
         }
         Event::Statement { sql, file, line } if ui.logging() => {
             let at = file.map_or(String::new(), |f| format!("-- {}:{line}\n", f.display()));
-            ui.log(&format!("{at}{};", sql.trim_end().trim_end_matches(';')));
+            out.log(&format!("{at}{};", sql.trim_end().trim_end_matches(';')));
         }
         Event::PatchStarted { file_name } => ui.progress(&format!("applying {file_name}")),
         Event::LockRetry {
@@ -1263,10 +1273,15 @@ struct SandboxArgs {
 fn sandbox(args: SandboxArgs) -> Result<()> {
     let root = std::env::current_dir().map_err(Error::io("."))?;
     if args.stop {
-        if sandbox::down(&root)? {
-            println!("stopped the sandbox");
+        let stopped = sandbox::down(&root)?;
+        if ui::get().json {
+            render::print_json(&serde_json::json!({
+                "outcome": if stopped { "stopped" } else { "not running" }
+            }));
+        } else if stopped {
+            Out::live().line("stopped the sandbox");
         } else {
-            println!("the sandbox is not running");
+            Out::live().line("the sandbox is not running");
         }
         return Ok(());
     }

@@ -69,15 +69,18 @@ static UI: OnceLock<Ui> = OnceLock::new();
 /// Sets the output settings from the global flags (once; later calls,
 /// as tests make, keep the first).
 pub fn init(global: &Global) -> Result<()> {
-    let log = match &global.log_file {
-        Some(path) => Some(Mutex::new(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(Error::io(path))?,
-        )),
-        None => None,
+    // A log file that cannot be opened is the command's error, reported
+    // with the other settings in place (as JSON with --json).
+    let (log, failed) = match &global.log_file {
+        Some(path) => match std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            Ok(file) => (Some(Mutex::new(file)), None),
+            Err(e) => (None, Some(Error::io(path)(e))),
+        },
+        None => (None, None),
     };
     let terminal = std::io::stderr().is_terminal();
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
@@ -96,7 +99,7 @@ pub fn init(global: &Global) -> Result<()> {
         animate: terminal && !global.quiet && !global.json,
         log,
     });
-    Ok(())
+    failed.map_or(Ok(()), Err)
 }
 
 /// The settings (plain defaults before [`init`]).
@@ -129,7 +132,7 @@ impl Ui {
 
     /// A warning (or note, or error) on stderr, and in the log file.
     pub fn eprint(&self, line: &str) {
-        self.to_log(line);
+        self.write_log(line);
         let painted = self.paint(line);
         progress_suspended(|| eprintln!("{painted}"));
     }
@@ -137,7 +140,7 @@ impl Ui {
     /// A line of the verbose log: on stderr with `-v`, and in the log
     /// file.
     pub fn log(&self, line: &str) {
-        self.to_log(line);
+        self.write_log(line);
         if self.verbose {
             progress_suspended(|| eprintln!("{line}"));
         }
@@ -149,7 +152,8 @@ impl Ui {
         self.verbose || self.log.is_some()
     }
 
-    fn to_log(&self, line: &str) {
+    /// A line for the log file only (nothing without `--log-file`).
+    pub fn write_log(&self, line: &str) {
         if let Some(file) = &self.log {
             let mut file = file.lock().unwrap_or_else(|e| e.into_inner());
             let now = std::time::SystemTime::now()
@@ -165,7 +169,7 @@ impl Ui {
     /// target): the progress display's message on a terminal, a plain
     /// line on stderr otherwise; nothing with `-q` or `--json`.
     pub fn step(&self, message: &str) {
-        self.to_log(message);
+        self.write_log(message);
         if self.quiet || self.json {
             return;
         }
@@ -184,7 +188,7 @@ impl Ui {
     /// Progress: a [`Ui::step`] for one target, a [`Ui::spin`] in a set.
     pub fn progress(&self, message: &str) {
         if self.fleet.load(Ordering::Relaxed) {
-            self.to_log(message);
+            self.write_log(message);
             self.spin(message);
         } else {
             self.step(message);
@@ -229,6 +233,7 @@ fn background(event: Background<'_>) {
         Background::Notice {
             target,
             severity,
+            warning,
             message,
             detail,
             hint,
@@ -239,7 +244,7 @@ fn background(event: Background<'_>) {
                     line.push_str(&format!("\n  {label}: {text}"));
                 }
             }
-            if severity == "WARNING" {
+            if warning {
                 ui.eprint(&format!("warning: the server says: {line}"));
             } else {
                 ui.log(&line);

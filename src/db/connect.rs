@@ -136,6 +136,7 @@ fn tell_notice(target: &str, notice: &postgres::error::DbError) {
         None => tell(Background::Notice {
             target,
             severity: notice.severity(),
+            warning: notice.parsed_severity() == Some(postgres::error::Severity::Warning),
             message: notice.message(),
             detail: notice.detail(),
             hint: notice.hint(),

@@ -161,13 +161,13 @@ fn describe(db: &TestDb, schema: &str) -> String {
             SELECT 'function ' || p.oid::regprocedure::text || ' ' || CASE WHEN p.prokind = 'a' THEN 'aggregate' ELSE pg_get_functiondef(p.oid) END
               FROM pg_proc p WHERE p.pronamespace = '{schema}'::regnamespace
             UNION ALL
-            SELECT 'relation ' || c.relname || ' ' || c.relkind || ' ' || coalesce(pg_get_viewdef(c.oid), '') || coalesce((
+            SELECT 'relation ' || c.relname || ' ' || c.relkind::text || ' ' || coalesce(pg_get_viewdef(c.oid), '') || coalesce((
                 SELECT string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod) || ' ' || coalesce(pg_get_expr(ad.adbin, ad.adrelid), ''), ', ' ORDER BY a.attnum)
                   FROM pg_attribute a LEFT JOIN pg_attrdef ad ON (ad.adrelid, ad.adnum) = (a.attrelid, a.attnum)
                  WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '')
               FROM pg_class c WHERE c.relnamespace = '{schema}'::regnamespace
             UNION ALL
-            SELECT 'type ' || t.oid::regtype::text || ' ' || t.typtype FROM pg_type t
+            SELECT 'type ' || t.oid::regtype::text || ' ' || t.typtype::text FROM pg_type t
              WHERE t.typnamespace = '{schema}'::regnamespace AND t.typtype IN ('b', 'd', 'e', 'r', 'm')
             UNION ALL
             SELECT 'constraint ' || co.conname || ' ' || pg_get_constraintdef(co.oid) FROM pg_constraint co

@@ -571,6 +571,11 @@ fn push_batch<'a>(
                 continue;
             };
             emit(&format!("RESET {}", quote_setting(&name)), set);
+            // pgpm's lock timeout first, so that the manifest's, set after
+            // it at the package's start, wins here too.
+            if name == "lock_timeout" {
+                emit(&locks.set_local(), set);
+            }
             if let Some((_, value)) = pkg
                 .manifest
                 .settings
@@ -585,9 +590,6 @@ fn push_batch<'a>(
                     ),
                     set,
                 );
-            }
-            if name == "lock_timeout" {
-                emit(&locks.set_local(), set);
             }
         }
     };
