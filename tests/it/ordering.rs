@@ -105,13 +105,7 @@ fn deploys_like_one_transaction_with(
             manifest[format!("{phase}_path")] = serde_json::json!(phase);
         }
         let dir = package(root.path(), "fx", manifest, &refs);
-        let (code, stdout, stderr) = output(
-            pgpm()
-                .arg("deploy")
-                .arg(db.conn_string())
-                .arg(&dir)
-                .assert(),
-        );
+        let (code, stdout, stderr) = deploy(&db, &dir);
         assert_eq!(code, 0, "file order {order:?}:\n{stdout}{stderr}");
         let got = describe(&db, schema);
         if got != expected {
@@ -184,6 +178,11 @@ fn describe(db: &TestDb, schema: &str) -> String {
              WHERE p.pronamespace = '{schema}'::regnamespace
         ) x(d)"
     ))
+}
+
+/// `pgpm deploy` of the package at `dir` into `db`.
+fn deploy(db: &TestDb, dir: &Path) -> (i32, String, String) {
+    output(pgpm().arg("deploy").arg(db.conn_string()).arg(dir).assert())
 }
 
 /// A `pg_dump` that can dump the test server (its major or newer).
@@ -278,13 +277,7 @@ fn every_cycle_is_reported_with_the_overloads_signatures() {
             ),
         ],
     );
-    let (code, stdout, stderr) = output(
-        pgpm()
-            .arg("deploy")
-            .arg(db.conn_string())
-            .arg(&dir)
-            .assert(),
-    );
+    let (code, stdout, stderr) = deploy(&db, &dir);
     assert_eq!(code, 1, "{stdout}{stderr}");
     let a = dir.join("functions/a.sql");
     let b = dir.join("functions/b.sql");
@@ -310,13 +303,7 @@ fn every_cycle_is_reported_with_the_overloads_signatures() {
         "CREATE VIEW one AS SELECT * FROM two;\nCREATE VIEW two AS SELECT * FROM one;\nCREATE VIEW three AS SELECT * FROM four;\nCREATE VIEW four AS SELECT * FROM three;\n",
     )
     .unwrap();
-    let (code, _, stderr) = output(
-        pgpm()
-            .arg("deploy")
-            .arg(db.conn_string())
-            .arg(&dir)
-            .assert(),
-    );
+    let (code, _, stderr) = deploy(&db, &dir);
     assert_eq!(code, 1);
     let c = c.display();
     assert!(
@@ -429,13 +416,7 @@ fn set_in_one_file_does_not_reach_another_and_search_path_is_refused() {
                 (&format!("functions/{}_strict.sql", names[1]), strict),
             ],
         );
-        let (code, stdout, stderr) = output(
-            pgpm()
-                .arg("deploy")
-                .arg(db.conn_string())
-                .arg(&dir)
-                .assert(),
-        );
+        let (code, stdout, stderr) = deploy(&db, &dir);
         assert_eq!(code, 1, "{stdout}{stderr}");
         assert!(
             stderr.contains(&format!("{}_strict.sql:1:", names[1])),
@@ -453,13 +434,7 @@ fn set_in_one_file_does_not_reach_another_and_search_path_is_refused() {
         manifest.clone(),
         &[("functions/lax.sql", lax)],
     );
-    let (code, stdout, stderr) = output(
-        pgpm()
-            .arg("deploy")
-            .arg(db.conn_string())
-            .arg(&dir)
-            .assert(),
-    );
+    let (code, stdout, stderr) = deploy(&db, &dir);
     assert_eq!(code, 0, "{stdout}{stderr}");
 
     // A SET at the end of a file affects nothing: said, and left out.
