@@ -37,6 +37,7 @@ mod split;
 mod tests;
 
 pub use control::{SessionControl, is_transaction_wrapper};
+
 pub use order::{order, order_tagged};
 pub use placeholder::{Placeholders, substitute};
 pub use split::parse_file;
@@ -76,10 +77,10 @@ pub struct Statement {
     pub settings: Option<std::sync::Arc<Vec<Statement>>>,
     /// For a routine it creates: what calls it accepts.
     pub signature: Option<Signature>,
-    /// For routine names it calls: the numbers of arguments of every call
-    /// (a name also used without a call, as in `COMMENT ON FUNCTION f`, is
-    /// not here: it needs every overload).
-    pub arities: BTreeMap<ObjectName, Vec<usize>>,
+    /// For routine names it calls: every call's shape (a name also used
+    /// without a call, as in `COMMENT ON FUNCTION f`, is not here: it
+    /// needs every overload).
+    pub arities: BTreeMap<ObjectName, Vec<Call>>,
     /// The statements this one must follow and why its place is what it
     /// is: positions, ascending, in the order [`order`] returns (the
     /// statements it defines, drops or replaces). Empty until ordered.
@@ -101,8 +102,8 @@ impl Statement {
     }
 }
 
-/// The input arguments of a routine, as far as the number of arguments
-/// of a call tells its overloads apart.
+/// The input arguments of a routine, as far as a call tells its
+/// overloads apart.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Signature {
     /// Input arguments without a default: the fewest a call passes.
@@ -111,6 +112,8 @@ pub struct Signature {
     pub max: Option<usize>,
     /// The input argument types as written, for messages: `text, int`.
     pub types: String,
+    /// The input argument types, canonical (see [`canonical_type`]).
+    pub params: Vec<String>,
 }
 
 impl Signature {
@@ -118,6 +121,68 @@ impl Signature {
     pub fn accepts(&self, n: usize) -> bool {
         n >= self.min && self.max.is_none_or(|max| n <= max)
     }
+
+    /// Whether a call's arguments whose types are known are exactly this
+    /// routine's (PostgreSQL picks an exact match over every other).
+    pub fn exactly(&self, call: &Call) -> bool {
+        self.max.is_some()
+            && call.arity <= self.params.len()
+            && call
+                .types
+                .iter()
+                .zip(&self.params)
+                .all(|(arg, param)| arg.as_ref().is_none_or(|arg| arg == param))
+            && call.types.iter().any(Option::is_some)
+    }
+}
+
+/// One call of a routine: how many arguments, and the type of each where
+/// the call shows it (a cast, a number, `$n` of a routine's own argument,
+/// a built-in that returns text).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Call {
+    pub arity: usize,
+    pub types: Vec<Option<String>>,
+}
+
+/// A type name as PostgreSQL knows it, for comparing: lower-case, without
+/// `pg_catalog.` or a type modifier, aliases resolved (`int` and `int4`
+/// are `integer`).
+pub fn canonical_type(text: &str) -> String {
+    let lower = text
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase();
+    let lower = lower
+        .strip_prefix("pg_catalog.")
+        .unwrap_or(&lower)
+        .to_string();
+    let (base, array) = match lower.find('[') {
+        Some(at) => (lower[..at].trim().to_string(), "[]"),
+        None => (lower.clone(), ""),
+    };
+    let base = match base.find('(') {
+        Some(at) => base[..at].trim().to_string(),
+        None => base,
+    };
+    let base = match base.as_str() {
+        "int" | "int4" => "integer",
+        "int8" => "bigint",
+        "int2" => "smallint",
+        "bool" => "boolean",
+        "varchar" => "character varying",
+        "char" | "bpchar" => "character",
+        "float8" => "double precision",
+        "float4" => "real",
+        "decimal" => "numeric",
+        "timestamptz" => "timestamp with time zone",
+        "timestamp" => "timestamp without time zone",
+        "timetz" => "time with time zone",
+        other => other,
+    }
+    .to_string();
+    format!("{base}{array}")
 }
 
 /// The broad kind of a statement.

@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use squawk_syntax::SourceFile;
 use squawk_syntax::ast::{self, AstNode};
 
-use super::{CycleMember, Namespace, ObjectKind, ObjectName, SqlError, Statement, StatementKind};
+use super::{
+    Call, CycleMember, Namespace, ObjectKind, ObjectName, SqlError, Statement, StatementKind,
+};
 use crate::util::toposort::toposort;
 
 /// Statements defining each name: `(namespace, name)` to `(schema, index)`.
@@ -214,28 +216,41 @@ pub fn order_tagged<T>(
         .collect())
 }
 
-/// The overloads among `candidates` that calls with these numbers of
-/// arguments can reach; all of them when the calls are not counted or
-/// reach none (a call with named arguments, an overload defined elsewhere:
+/// The overloads among `candidates` that these calls can reach: for each
+/// call, the ones whose parameters are exactly the call's argument types
+/// where it shows them (PostgreSQL prefers an exact match), else those
+/// its number of arguments fits. All of them when the calls are not known
+/// or reach none (named arguments, an overload defined elsewhere:
 /// depending on every candidate is then the safe guess).
 fn reachable(
     statements: &[Statement],
     candidates: &[usize],
-    arities: Option<&Vec<usize>>,
+    calls: Option<&Vec<Call>>,
 ) -> Vec<usize> {
-    let Some(arities) = arities else {
+    let Some(calls) = calls else {
         return candidates.to_vec();
     };
-    let reached: Vec<usize> = candidates
-        .iter()
-        .copied()
-        .filter(|&c| {
-            statements[c]
-                .signature
-                .as_ref()
-                .is_none_or(|sig| arities.iter().any(|&n| sig.accepts(n)))
-        })
-        .collect();
+    let signature = |c: usize| statements[c].signature.as_ref();
+    let mut reached: Vec<usize> = Vec::new();
+    for call in calls {
+        let exact: Vec<usize> = candidates
+            .iter()
+            .copied()
+            .filter(|&c| signature(c).is_some_and(|sig| sig.exactly(call)))
+            .collect();
+        if exact.is_empty() {
+            reached.extend(
+                candidates
+                    .iter()
+                    .copied()
+                    .filter(|&c| signature(c).is_none_or(|sig| sig.accepts(call.arity))),
+            );
+        } else {
+            reached.extend(exact);
+        }
+    }
+    reached.sort_unstable();
+    reached.dedup();
     if reached.is_empty() {
         candidates.to_vec()
     } else {

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 use squawk_syntax::ast::{self, AstNode};
 use squawk_syntax::{SyntaxKind, SyntaxNode};
 
-use super::{Namespace, ObjectKind, ObjectName, Signature, StatementKind};
+use super::{Call, Namespace, ObjectKind, ObjectName, Signature, StatementKind, canonical_type};
 
 pub(super) struct Analysis {
     pub(super) kind: StatementKind,
@@ -14,7 +14,7 @@ pub(super) struct Analysis {
     pub(super) standard_body: bool,
     pub(super) drops: Vec<ObjectName>,
     pub(super) signature: Option<Signature>,
-    pub(super) arities: BTreeMap<ObjectName, Vec<usize>>,
+    pub(super) arities: BTreeMap<ObjectName, Vec<Call>>,
 }
 
 /// Classifies one top-level statement and collects its names.
@@ -132,6 +132,24 @@ pub(super) fn analyze(node: &SyntaxNode, first_token: SyntaxKind) -> Analysis {
         _ => StatementKind::Other,
     };
 
+    let signature = match kind {
+        StatementKind::Create(ObjectKind::Function) => {
+            ast::CreateFunction::cast(node.clone()).and_then(|f| signature(f.param_list(), false))
+        }
+        StatementKind::Create(ObjectKind::Procedure) => {
+            ast::CreateProcedure::cast(node.clone()).and_then(|p| signature(p.param_list(), true))
+        }
+        StatementKind::Create(ObjectKind::Aggregate) => {
+            ast::CreateAggregate::cast(node.clone()).and_then(|a| signature(a.param_list(), false))
+        }
+        _ => None,
+    };
+    // `$n` in the routine's body is its argument n.
+    refs.params = signature
+        .as_ref()
+        .map(|s| s.params.clone())
+        .unwrap_or_default();
+
     // A DROP names what it removes; it must never be moved after a CREATE of
     // the same name, so it references nothing.
     if !matches!(kind, StatementKind::Drop(_)) {
@@ -143,6 +161,7 @@ pub(super) fn analyze(node: &SyntaxNode, first_token: SyntaxKind) -> Analysis {
         if let Some(body) = body {
             let body_root = body.syntax();
             let mut body_refs = Refs::new();
+            body_refs.params = refs.params.clone();
             body_refs.walk(&body_root);
             refs.absorb(body_refs);
         }
@@ -166,18 +185,6 @@ pub(super) fn analyze(node: &SyntaxNode, first_token: SyntaxKind) -> Analysis {
     let drops = match kind {
         StatementKind::Drop(dropped) => dropped_names(node, dropped),
         _ => Vec::new(),
-    };
-    let signature = match kind {
-        StatementKind::Create(ObjectKind::Function) => {
-            ast::CreateFunction::cast(node.clone()).and_then(|f| signature(f.param_list(), false))
-        }
-        StatementKind::Create(ObjectKind::Procedure) => {
-            ast::CreateProcedure::cast(node.clone()).and_then(|p| signature(p.param_list(), true))
-        }
-        StatementKind::Create(ObjectKind::Aggregate) => {
-            ast::CreateAggregate::cast(node.clone()).and_then(|a| signature(a.param_list(), false))
-        }
-        _ => None,
     };
     let (references, arities) = refs.into_parts();
     Analysis {
@@ -546,8 +553,11 @@ const TYPE_KEYS: &[&str] = &[
 struct Refs {
     names: Vec<ObjectName>,
     seen: HashSet<ObjectName>,
-    /// Routine names called, with each call's number of arguments.
-    calls: BTreeMap<ObjectName, Vec<usize>>,
+    /// Routine names called, with each call's shape.
+    calls: BTreeMap<ObjectName, Vec<Call>>,
+    /// The canonical argument types of the routine whose body this is
+    /// (what `$n` stands for).
+    params: Vec<String>,
     /// Routine names also used otherwise (no call, or a call whose
     /// arguments cannot be counted): they need every overload.
     uncounted: HashSet<ObjectName>,
@@ -562,6 +572,7 @@ impl Refs {
             names: Vec::new(),
             seen: HashSet::new(),
             calls: BTreeMap::new(),
+            params: Vec::new(),
             uncounted: HashSet::new(),
             ctes: HashSet::new(),
         }
@@ -580,7 +591,7 @@ impl Refs {
 
     /// The names, and the arities of the routine names only ever called
     /// with countable arguments (each list sorted, without duplicates).
-    fn into_parts(mut self) -> (Vec<ObjectName>, BTreeMap<ObjectName, Vec<usize>>) {
+    fn into_parts(mut self) -> (Vec<ObjectName>, BTreeMap<ObjectName, Vec<Call>>) {
         self.calls.retain(|name, arities| {
             arities.sort_unstable();
             arities.dedup();
@@ -742,8 +753,8 @@ impl Refs {
             schema,
             name,
         };
-        match call_arity(node) {
-            Some(n) => self.calls.entry(name.clone()).or_default().push(n),
+        match call_shape(node, &self.params) {
+            Some(call) => self.calls.entry(name.clone()).or_default().push(call),
             None => {
                 self.uncounted.insert(name.clone());
             }
@@ -780,27 +791,34 @@ impl Refs {
             "regnamespace" => (Namespace::Schema, text.as_str(), None),
             "regproc" => (Namespace::Routine, text.as_str(), None),
             "regprocedure" => {
-                // `name(type, ...)`: the name, and how many arguments.
+                // `name(type, ...)`: the name, and its argument types.
                 let Some((name, args)) = text.split_once('(') else {
                     return;
                 };
                 let args = args.trim_end().trim_end_matches(')').trim();
                 // Commas inside a type modifier (`numeric(10,2)`) do not
                 // separate arguments.
-                let mut depth = 0usize;
-                let commas = args
-                    .chars()
-                    .filter(|&c| {
-                        match c {
-                            '(' => depth += 1,
-                            ')' => depth = depth.saturating_sub(1),
-                            _ => {}
+                let mut types = Vec::new();
+                let (mut depth, mut start) = (0usize, 0);
+                for (i, c) in args.char_indices() {
+                    match c {
+                        '(' => depth += 1,
+                        ')' => depth = depth.saturating_sub(1),
+                        ',' if depth == 0 => {
+                            types.push(Some(canonical_type(&args[start..i])));
+                            start = i + 1;
                         }
-                        c == ',' && depth == 0
-                    })
-                    .count();
-                let arity = if args.is_empty() { 0 } else { commas + 1 };
-                (Namespace::Routine, name, Some(arity))
+                        _ => {}
+                    }
+                }
+                if !args.is_empty() {
+                    types.push(Some(canonical_type(&args[start..])));
+                }
+                let call = Call {
+                    arity: types.len(),
+                    types,
+                };
+                (Namespace::Routine, name, Some(call))
             }
             _ => return,
         };
@@ -814,7 +832,7 @@ impl Refs {
         };
         if namespace == Namespace::Routine {
             match arity {
-                Some(n) => self.calls.entry(name.clone()).or_default().push(n),
+                Some(call) => self.calls.entry(name.clone()).or_default().push(call),
                 None => {
                     self.uncounted.insert(name.clone());
                 }
@@ -840,14 +858,111 @@ impl Refs {
     }
 }
 
-/// How many arguments a call passes (`count(*)` passes none); `None` when
-/// the arguments are not a plain list.
-fn call_arity(call: &SyntaxNode) -> Option<usize> {
+/// How many arguments a call passes (`count(*)` passes none), and their
+/// types where the call shows them; `None` when the arguments are not a
+/// plain list. `params` are the types of the enclosing routine's own
+/// arguments, for `$n`.
+fn call_shape(call: &SyntaxNode, params: &[String]) -> Option<Call> {
     let args = ast::CallExpr::cast(call.clone())?.arg_list()?;
     if args.star_token().is_some() {
-        return Some(0);
+        return Some(Call {
+            arity: 0,
+            types: Vec::new(),
+        });
     }
-    Some(args.args().count())
+    let types: Vec<Option<String>> = args
+        .args()
+        .map(|arg| arg.expr().and_then(|e| expr_type(&e, params)))
+        .collect();
+    Some(Call {
+        arity: types.len(),
+        types,
+    })
+}
+
+/// Built-in functions that return text, for the type of a call's argument.
+const TEXT_FUNCTIONS: &[&str] = &[
+    "array_to_string",
+    "btrim",
+    "concat",
+    "concat_ws",
+    "format",
+    "initcap",
+    "left",
+    "lower",
+    "lpad",
+    "ltrim",
+    "md5",
+    "quote_ident",
+    "quote_literal",
+    "quote_nullable",
+    "regexp_replace",
+    "repeat",
+    "replace",
+    "right",
+    "rpad",
+    "rtrim",
+    "string_agg",
+    "substr",
+    "to_char",
+    "translate",
+    "trim",
+    "upper",
+];
+
+/// The type of an expression where its syntax shows it: a cast, a number
+/// or boolean literal, `$n` of a routine's own (not polymorphic) argument,
+/// a built-in that returns text, a concatenation with a string literal.
+fn expr_type(expr: &ast::Expr, params: &[String]) -> Option<String> {
+    match expr {
+        ast::Expr::CastExpr(cast) => {
+            let ty = cast
+                .syntax()
+                .children()
+                .find(|c| c.kind() == SyntaxKind::PATH_TYPE)?;
+            Some(canonical_type(&ty.text().to_string()))
+        }
+        ast::Expr::Literal(literal) => {
+            let token = literal.syntax().first_token()?;
+            match token.kind() {
+                SyntaxKind::INT_NUMBER => Some("integer".into()),
+                SyntaxKind::NUMERIC_NUMBER => Some("numeric".into()),
+                SyntaxKind::TRUE_KW | SyntaxKind::FALSE_KW => Some("boolean".into()),
+                SyntaxKind::POSITIONAL_PARAM => {
+                    let n: usize = token.text().trim_start_matches('$').parse().ok()?;
+                    params
+                        .get(n.checked_sub(1)?)
+                        .filter(|t| !t.starts_with("any"))
+                        .cloned()
+                }
+                _ => None,
+            }
+        }
+        ast::Expr::CallExpr(call) => {
+            let callee = call.syntax().first_child()?;
+            (callee.kind() == SyntaxKind::NAME_REF
+                && TEXT_FUNCTIONS.contains(&ast::normalize_name_node(&callee).as_str()))
+            .then(|| "text".into())
+        }
+        ast::Expr::BinExpr(bin) => {
+            let is_concat = bin
+                .syntax()
+                .children()
+                .any(|c| c.kind() == SyntaxKind::CUSTOM_OP && c.text() == "||");
+            let string_side = bin
+                .syntax()
+                .children()
+                .filter_map(ast::Literal::cast)
+                .any(|l| {
+                    l.syntax()
+                        .first_token()
+                        .is_some_and(|t| t.kind() == SyntaxKind::STRING)
+                });
+            (is_concat && string_side).then(|| "text".into())
+        }
+        ast::Expr::ParenExpr(paren) => paren.expr().and_then(|e| expr_type(&e, params)),
+        _ => None,
+    }
 }
 
 /// What calls a routine with these parameters accepts. Output arguments
@@ -860,6 +975,7 @@ fn signature(params: Option<ast::ParamList>, procedure: bool) -> Option<Signatur
             min: 0,
             max: Some(0),
             types: String::new(),
+            params: Vec::new(),
         });
     };
     if params.aggregate_order_by().is_some() {
@@ -870,10 +986,12 @@ fn signature(params: Option<ast::ParamList>, procedure: bool) -> Option<Signatur
             min: 0,
             max: Some(0),
             types: "*".into(),
+            params: Vec::new(),
         });
     }
     let (mut min, mut max, mut variadic) = (0, 0, false);
     let mut types = String::new();
+    let mut canonical = Vec::new();
     for param in params.params() {
         let mode = param.mode();
         if matches!(mode, Some(ast::ParamMode::ParamOut(_))) && !procedure {
@@ -885,6 +1003,7 @@ fn signature(params: Option<ast::ParamList>, procedure: bool) -> Option<Signatur
             min = max;
         }
         if let Some(ty) = param.func_type() {
+            canonical.push(canonical_type(&ty.syntax().text().to_string()));
             // The type as written, whitespace collapsed.
             if !types.is_empty() {
                 types.push_str(", ");
@@ -909,6 +1028,7 @@ fn signature(params: Option<ast::ParamList>, procedure: bool) -> Option<Signatur
         min,
         max: (!variadic).then_some(max),
         types,
+        params: canonical,
     })
 }
 

@@ -611,16 +611,23 @@ fn cycle_of_three_is_walked_in_dependency_order() {
 }
 
 #[test]
-fn overloaded_name_depends_on_every_definition() {
-    let order = ordered(&[(
-        "f.sql",
-        "create view v as select area(1);\n\
-         create function area(int) returns int language sql return 1;\n\
-         create table unrelated (a int);\n\
-         create function area(text) returns int language sql return 2;",
-    )])
-    .unwrap();
-    assert_eq!(order, ["area", "unrelated", "area", "v"]);
+fn overloaded_name_depends_on_every_definition_its_call_may_reach() {
+    let order = |call: &str| {
+        ordered(&[(
+            "f.sql",
+            &format!(
+                "create view v as select {call};\n\
+                 create function area(int) returns int language sql return 1;\n\
+                 create table unrelated (a int);\n\
+                 create function area(text) returns int language sql return 2;"
+            ),
+        )])
+        .unwrap()
+    };
+    // An unknown-type literal could reach either overload.
+    assert_eq!(order("area('x')"), ["area", "unrelated", "area", "v"]);
+    // An integer reaches area(int) exactly.
+    assert_eq!(order("area(1)"), ["area", "v", "unrelated", "area"]);
 }
 
 #[test]
@@ -893,9 +900,14 @@ fn a_routines_signature_says_which_calls_reach_it() {
     )
     .remove(0);
     let f = ObjectName::new(Namespace::Routine, None, "f");
-    assert_eq!(s.arities.get(&f), Some(&vec![1, 2]));
+    let arities = |s: &Statement| -> Option<Vec<usize>> {
+        s.arities
+            .get(&f)
+            .map(|calls| calls.iter().map(|c| c.arity).collect())
+    };
+    assert_eq!(arities(&s), Some(vec![1, 2]));
     let s = parse("comment on function f(int) is 'x'").remove(0);
-    assert_eq!(s.arities.get(&f), None);
+    assert_eq!(arities(&s), None);
 }
 
 #[test]
@@ -1038,7 +1050,11 @@ fn object_identifier_literals_are_references() {
     assert!(refs.contains(&"Routine g".to_string()), "{refs:?}");
     assert!(refs.contains(&"Type api.t".to_string()), "{refs:?}");
     let f = ObjectName::new(Namespace::Routine, None, "f");
-    assert_eq!(s.arities.get(&f), Some(&vec![2]));
+    let calls = s.arities.get(&f).unwrap();
+    assert_eq!(
+        calls[0].types,
+        [Some("integer".to_string()), Some("text".to_string())]
+    );
 }
 
 #[test]
@@ -1065,4 +1081,39 @@ fn triggers_of_two_tables_with_one_name_are_two_triggers() {
         "create or replace view app.orders as select 1 as n;\ncreate view api.orders as select * from app.orders;",
     )]);
     assert!(order.is_ok(), "{order:?}");
+}
+
+#[test]
+fn a_call_whose_argument_types_show_reaches_the_exact_overload() {
+    // pgTAP's diag: four overloads of one argument, each calling another.
+    let statements = parse(
+        "create function diag(msg text) returns text as $$ select '# ' || msg $$ language sql;\n\
+         create function diag(msg anyelement) returns text as $$ select diag($1::text) $$ language sql;\n\
+         create function diag(variadic text[]) returns text as $$ select diag(array_to_string($1, '')) $$ language sql;\n\
+         create function diag(variadic anyarray) returns text as $$ select diag(array_to_string($1, '')) $$ language sql;\n\
+         create function twice(n int) returns int as $$ select plus(n, 1) + plus($1, 2::bigint) $$ language sql;\n\
+         create function plus(a int, b int) returns int language sql return a + b;\n\
+         create function plus(a int, b bigint) returns int language sql return a;",
+    );
+    let order: Vec<String> = order(statements, None)
+        .unwrap()
+        .into_iter()
+        .map(|s| s.summary())
+        .collect();
+    assert_eq!(order[0], "create function diag(text)", "{order:?}");
+    // twice waits for both plus overloads: plus(n, 1) and plus($1, 2::bigint).
+    let at = |name: &str| order.iter().position(|s| s == name).unwrap();
+    assert!(
+        at("create function twice(int)") > at("create function plus(int, bigint)"),
+        "{order:?}"
+    );
+    assert!(
+        at("create function twice(int)") > at("create function plus(int, int)"),
+        "{order:?}"
+    );
+    assert_eq!(canonical_type("INT4"), "integer");
+    assert_eq!(
+        canonical_type("pg_catalog.varchar(10)[]"),
+        "character varying[]"
+    );
 }
