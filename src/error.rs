@@ -30,6 +30,7 @@ use crate::package::resolve::ResolveError;
 use crate::package::workspace::WorkspaceError;
 use crate::plan::PlanError;
 use crate::sql::SqlError;
+pub use crate::util::text::Location;
 use crate::util::text::TextError;
 
 /// Exit code for errors the user can fix.
@@ -209,47 +210,6 @@ impl Error {
     }
 }
 
-/// Where in the user's files an error is: the file, and for SQL and JSON
-/// the line and column (1-based).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Location {
-    pub file: PathBuf,
-    pub line: Option<usize>,
-    pub column: Option<usize>,
-}
-
-impl Location {
-    fn file(file: &std::path::Path) -> Option<Location> {
-        Some(Location {
-            file: file.to_path_buf(),
-            line: None,
-            column: None,
-        })
-    }
-
-    fn at(file: &std::path::Path, line: usize, column: usize) -> Option<Location> {
-        Some(Location {
-            file: file.to_path_buf(),
-            line: Some(line),
-            column: Some(column),
-        })
-    }
-
-    /// From the `path:line:column` (or bare path) that patch errors carry.
-    fn parse(text: &str) -> Option<Location> {
-        let mut parts = text.rsplitn(3, ':');
-        let (column, line, file) = (parts.next(), parts.next(), parts.next());
-        match (
-            file,
-            line.and_then(|l| l.parse().ok()),
-            column.and_then(|c| c.parse().ok()),
-        ) {
-            (Some(file), Some(line), Some(column)) => Location::at(file.as_ref(), line, column),
-            _ => Location::file(text.as_ref()),
-        }
-    }
-}
-
 impl Error {
     /// A short, stable name of the error's kind for programs (`--json`):
     /// the layer it comes from.
@@ -287,7 +247,7 @@ impl Error {
             Error::Workspace(e) => workspace_location(e),
             Error::Resolve(e) => match &**e {
                 ResolveError::Missing { path, .. } | ResolveError::Unsatisfiable { path, .. } => {
-                    Location::file(path)
+                    some_file(path)
                 }
                 _ => None,
             },
@@ -298,8 +258,8 @@ impl Error {
                 ConfigError::Io { path, .. }
                 | ConfigError::Invalid { path, .. }
                 | ConfigError::Conn { path, .. },
-            ) => Location::file(path),
-            Error::Io { path, .. } => Location::file(path),
+            ) => some_file(path),
+            Error::Io { path, .. } => some_file(path),
             _ => None,
         }
     }
@@ -315,11 +275,11 @@ fn sql_location(e: &SqlError) -> Option<Location> {
         }
         | SqlError::TooDeep {
             file, line, column, ..
-        } => Location::at(file, *line, *column),
+        } => some_at(file, *line, *column),
         SqlError::Cycle { cycles, .. } => cycles
             .first()
             .and_then(|c| c.first())
-            .and_then(|o| Location::at(&o.file, o.line, 1)),
+            .and_then(|o| some_at(&o.file, o.line, 1)),
     }
 }
 
@@ -327,14 +287,14 @@ fn manifest_location(e: &ManifestError) -> Option<Location> {
     match e {
         ManifestError::Json {
             path, line, column, ..
-        } => Location::at(path, *line, *column),
-        e => Location::file(e.path()),
+        } => some_at(path, *line, *column),
+        e => some_file(e.path()),
     }
 }
 
 fn text_location(e: &TextError) -> Option<Location> {
     match e {
-        TextError::Io { path, .. } | TextError::NotUtf8 { path, .. } => Location::file(path),
+        TextError::Io { path, .. } | TextError::NotUtf8 { path, .. } => some_file(path),
     }
 }
 
@@ -342,10 +302,10 @@ fn workspace_location(e: &WorkspaceError) -> Option<Location> {
     match e {
         WorkspaceError::NotFound { path }
         | WorkspaceError::Empty { path }
-        | WorkspaceError::Io { path, .. } => Location::file(path),
-        WorkspaceError::Duplicate { second, .. } => Location::file(second),
-        WorkspaceError::SchemaClash { second_path, .. } => Location::file(second_path),
-        WorkspaceError::FileInTwoPhases { manifest, .. } => Location::file(manifest),
+        | WorkspaceError::Io { path, .. } => some_file(path),
+        WorkspaceError::Duplicate { second, .. } => some_file(second),
+        WorkspaceError::SchemaClash { second_path, .. } => some_file(second_path),
+        WorkspaceError::FileInTwoPhases { manifest, .. } => some_file(manifest),
         WorkspaceError::Manifest(e) => manifest_location(e),
         WorkspaceError::Text(e) => text_location(e),
     }
@@ -365,7 +325,7 @@ fn plan_location(e: &PlanError) -> Option<Location> {
         }
         | PlanError::SearchPath {
             file, line, column, ..
-        } => Location::at(file, *line, *column),
+        } => some_at(file, *line, *column),
         PlanError::Resolve(_) => None,
     }
 }
@@ -373,20 +333,20 @@ fn plan_location(e: &PlanError) -> Option<Location> {
 fn deploy_location(e: &DeployError) -> Option<Location> {
     use crate::db::script::ScriptError;
     match e {
-        DeployError::TableScriptChanged { file, .. } => Location::file(file),
+        DeployError::TableScriptChanged { file, .. } => some_file(file),
         DeployError::FileMissing { path }
         | DeployError::FileNotInPackage { path }
-        | DeployError::Io { path, .. } => Location::file(path),
+        | DeployError::Io { path, .. } => some_file(path),
         DeployError::ServerTooOld {
             file, line, column, ..
-        } => Location::at(file, *line, *column),
+        } => some_at(file, *line, *column),
         DeployError::Extension { manifest, .. } | DeployError::UnknownSetting { manifest, .. } => {
-            Location::file(manifest)
+            some_file(manifest)
         }
         DeployError::Plan(e) => plan_location(e),
         DeployError::Script(ScriptError::Statement {
             file, line, column, ..
-        }) => Location::at(file, *line, *column),
+        }) => some_at(file, *line, *column),
         _ => None,
     }
 }
@@ -396,16 +356,24 @@ fn patch_location(e: &PatchError) -> Option<Location> {
         PatchError::NoDir { path }
         | PatchError::BadName { path, .. }
         | PatchError::NotAFile { path }
-        | PatchError::Io { path, .. } => Location::file(path),
-        PatchError::Duplicate { second, .. } => Location::file(second),
+        | PatchError::Io { path, .. } => some_file(path),
+        PatchError::Duplicate { second, .. } => some_file(second),
         PatchError::Text(e) => text_location(e),
         PatchError::Sql(e) => sql_location(e),
         PatchError::TransactionControl {
             path, line, column, ..
-        } => Location::at(path, *line, *column),
-        PatchError::Failed { location, .. } => location.as_deref().and_then(Location::parse),
-        PatchError::ConcurrentFailed { failure, .. } => Location::parse(&failure.location),
-        PatchError::AcceptUnknown { file, .. } => Location::file(file),
+        } => some_at(path, *line, *column),
+        PatchError::Failed { location, .. } => location.clone(),
+        PatchError::ConcurrentFailed { failure, .. } => Some(failure.location.clone()),
+        PatchError::AcceptUnknown { file, .. } => some_file(file),
         _ => None,
     }
+}
+
+fn some_file(file: &std::path::Path) -> Option<Location> {
+    Some(Location::file(file))
+}
+
+fn some_at(file: &std::path::Path, line: usize, column: usize) -> Option<Location> {
+    Some(Location::at(file, line, column))
 }

@@ -7,7 +7,7 @@ use super::script::GroupScript;
 use crate::db::marks;
 use crate::db::script::{error_position, stopped_from_outside};
 use crate::sql::Statement;
-use crate::util::text::{char_to_byte, line_col};
+use crate::util::text::{Location, char_to_byte, line_col};
 
 /// Finds where a failed group failed, as `path:line:column`.
 ///
@@ -24,7 +24,7 @@ pub(super) fn locate(
     group: &Group,
     script: &GroupScript,
     error: &postgres::Error,
-) -> Option<String> {
+) -> Option<Location> {
     if let Some(position) = error_position(error) {
         let at = char_to_byte(&script.sql, position);
         let (i, offset, range) = script
@@ -33,7 +33,7 @@ pub(super) fn locate(
             .find(|(_, _, r)| r.contains(&at) || r.end == at)?;
         let step = &group.steps[*i];
         let (line, column) = line_col(&step.patch.text, offset + at - range.start);
-        return Some(format!("{}:{line}:{column}", step.patch.path.display()));
+        return Some(Location::at(&step.patch.path, line, column));
     }
     // The marks say how many statements completed: the next one failed.
     if script.marked
@@ -63,7 +63,7 @@ pub(super) fn locate(
                     return None;
                 }
                 let location = locate_statement(&mut sp, step)
-                    .unwrap_or_else(|| step.patch.path.display().to_string());
+                    .unwrap_or_else(|| Location::file(&step.patch.path));
                 let _ = sp.rollback();
                 return Some(location);
             }
@@ -75,7 +75,7 @@ pub(super) fn locate(
 
 /// Runs a patch statement by statement in a savepoint and returns where the
 /// first failing one fails.
-fn locate_statement(tx: &mut Transaction<'_>, step: &PendingPatch) -> Option<String> {
+fn locate_statement(tx: &mut Transaction<'_>, step: &PendingPatch) -> Option<Location> {
     let mut sp = tx.transaction().ok()?;
     for stmt in &step.statements {
         if let Err(e) = sp.batch_execute(&stmt.sql) {
@@ -87,16 +87,16 @@ fn locate_statement(tx: &mut Transaction<'_>, step: &PendingPatch) -> Option<Str
     None
 }
 
-/// `path:line:column` of an error in one statement: the error's position
-/// when it has one, else the statement's start.
+/// Where an error in one statement is: the error's position when it has
+/// one, else the statement's start.
 pub(super) fn statement_location(
     step: &PendingPatch,
     stmt: &Statement,
     error: &postgres::Error,
-) -> String {
+) -> Location {
     let (line, column) = match error_position(error) {
         Some(position) => line_col(&step.patch.text, stmt.file_offset(position)),
         None => (stmt.line, stmt.column),
     };
-    format!("{}:{line}:{column}", step.patch.path.display())
+    Location::at(&step.patch.path, line, column)
 }

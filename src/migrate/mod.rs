@@ -33,7 +33,7 @@ use crate::db::QueryError;
 use crate::db::conninfo::ConnError;
 use crate::db::lock::LockError;
 use crate::sql::SqlError;
-use crate::util::text::TextError;
+use crate::util::text::{Location, TextError};
 
 mod locate;
 pub mod name;
@@ -122,9 +122,9 @@ pub enum PatchError {
     /// A statement of a `std` or `direct` patch failed; the group was rolled back.
     #[error("{}", failed_message(location, group, source))]
     Failed {
-        /// `path:line:column` of the failing statement, or the path alone,
-        /// or `None` when the failing patch could not be told.
-        location: Option<String>,
+        /// Where the failing statement is (or the patch alone), or `None`
+        /// when the failing patch could not be told.
+        location: Option<Location>,
         /// The file names of the group, none of which is applied.
         group: Vec<String>,
         #[source]
@@ -181,8 +181,8 @@ pub enum PatchError {
 /// What a failed concurrent patch had done and left behind.
 #[derive(Debug)]
 pub struct ConcurrentFailure {
-    /// `path:line:column` of the failing statement.
-    pub location: String,
+    /// Where the failing statement is.
+    pub location: Location,
     pub file_name: String,
     /// 1-based number of the failing statement, and how many there are.
     pub statement: usize,
@@ -248,7 +248,11 @@ fn short(checksum: &str) -> &str {
     checksum.get(..12).unwrap_or(checksum)
 }
 
-fn failed_message(location: &Option<String>, group: &[String], source: &postgres::Error) -> String {
+fn failed_message(
+    location: &Option<Location>,
+    group: &[String],
+    source: &postgres::Error,
+) -> String {
     let mut out = match location {
         Some(location) => format!("{location}: patch failed"),
         None => "a patch of the group failed (pgpm could not tell which)".to_string(),

@@ -21,6 +21,7 @@ use crate::db::marks;
 use crate::db::quote::quote_ident;
 use crate::event::Event;
 use crate::sql::{ObjectKind, StatementKind};
+use crate::util::text::Location;
 
 type Result<T, E = PatchError> = std::result::Result<T, E>;
 
@@ -404,7 +405,7 @@ fn run_concurrent(
                     committed: step.statements[..i]
                         .iter()
                         .map(|s| {
-                            let at = format!("{}:{}:{}", p.path.display(), s.line, s.column);
+                            let at = Location::at(&p.path, s.line, s.column);
                             format!("{at}: {}", s.excerpt(80))
                         })
                         .collect(),

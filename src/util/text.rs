@@ -10,6 +10,48 @@ use std::path::{Path, PathBuf};
 
 use super::checksum;
 
+/// Where in the user's files something is: the file, and for SQL and JSON
+/// the line and column (1-based). Shown as `path:line:column`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+}
+
+impl Location {
+    /// A whole file.
+    pub fn file(file: &Path) -> Location {
+        Location {
+            file: file.to_path_buf(),
+            line: None,
+            column: None,
+        }
+    }
+
+    /// A position in a file.
+    pub fn at(file: &Path, line: usize, column: usize) -> Location {
+        Location {
+            file: file.to_path_buf(),
+            line: Some(line),
+            column: Some(column),
+        }
+    }
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+            if let Some(column) = self.column {
+                write!(f, ":{column}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A text file as pgpm reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TextFile {

@@ -152,6 +152,29 @@ fn every_command_prints_one_json_document_and_errors_say_where() {
     );
     assert_eq!(schemas, 0);
 
+    // A patch that fails: where, as the patch error says it.
+    patch(
+        &patches,
+        "patch-1-0-2-std.sql",
+        "SELECT 1;\nSELECT 1 / 0;\n",
+    );
+    let (code, v, _) = json(root, &["migrate", &conn]);
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(v["error"]["kind"], "patch", "{v}");
+    assert!(
+        v["error"]["file"]
+            .as_str()
+            .unwrap()
+            .ends_with("patches/patch-1-0-2-std.sql"),
+        "{v}"
+    );
+    assert_eq!(
+        (v["error"]["line"].as_u64(), v["error"]["column"].as_u64()),
+        (Some(2), Some(1)),
+        "{v}"
+    );
+    assert_eq!(v["error"]["sqlstate"], "22012", "{v}");
+
     let (code, v, _) = json(root, &["uninstall", &conn, "--force"]);
     assert_eq!(code, 0);
     assert_eq!(v["outcome"], "removed");
