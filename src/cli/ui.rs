@@ -49,7 +49,9 @@ pub enum ColorChoice {
     Never,
 }
 
-/// The output settings, fixed when the command starts.
+/// The output settings, fixed when the command starts (plain output, the
+/// default, before they are).
+#[derive(Default)]
 pub struct Ui {
     /// A set of targets runs: what is told as it happens names its target,
     /// and shows on a terminal only (each target's lines come as a block).
@@ -91,28 +93,20 @@ pub fn init(global: &Global) -> Result<()> {
     };
     pgpm::event::observe(background);
     let _ = UI.set(Ui {
-        fleet: AtomicBool::new(false),
         json: global.json,
         quiet: global.quiet,
         verbose: global.verbose,
         color,
         animate: terminal && !global.quiet && !global.json,
         log,
+        ..Ui::default()
     });
     failed.map_or(Ok(()), Err)
 }
 
 /// The settings (plain defaults before [`init`]).
 pub fn get() -> &'static Ui {
-    UI.get_or_init(|| Ui {
-        fleet: AtomicBool::new(false),
-        json: false,
-        quiet: false,
-        verbose: false,
-        color: false,
-        animate: false,
-        log: None,
-    })
+    UI.get_or_init(Ui::default)
 }
 
 impl Ui {
@@ -134,7 +128,7 @@ impl Ui {
     pub fn eprint(&self, line: &str) {
         self.write_log(line);
         let painted = self.paint(line);
-        progress_suspended(|| eprintln!("{painted}"));
+        self.suspended(|| eprintln!("{painted}"));
     }
 
     /// A line of the verbose log: on stderr with `-v`, and in the log
@@ -142,7 +136,7 @@ impl Ui {
     pub fn log(&self, line: &str) {
         self.write_log(line);
         if self.verbose {
-            progress_suspended(|| eprintln!("{line}"));
+            self.suspended(|| eprintln!("{line}"));
         }
     }
 
@@ -205,7 +199,11 @@ impl Ui {
 
     /// Runs `f`, which prints, with the progress display out of its way.
     pub fn suspended(&self, f: impl FnOnce()) {
-        progress_suspended(f)
+        let bar = BAR.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        match bar {
+            Some(bar) => bar.suspend(f),
+            None => f(),
+        }
     }
 
     /// The progress display ends (before the command's own lines).
@@ -282,16 +280,6 @@ fn spinner() -> ProgressBar {
     .clone()
 }
 
-/// Runs `f` (which prints to stderr) with the progress display out of
-/// its way.
-fn progress_suspended(f: impl FnOnce()) {
-    let bar = BAR.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    match bar {
-        Some(bar) => bar.suspend(f),
-        None => f(),
-    }
-}
-
 /// `YYYY-MM-DD HH:MM:SS.mmm` UTC.
 fn timestamp(since_epoch: Duration) -> String {
     let secs = since_epoch.as_secs();
@@ -332,13 +320,8 @@ mod tests {
     #[test]
     fn colour_marks_only_the_prefix() {
         let ui = Ui {
-            fleet: AtomicBool::new(false),
-            json: false,
-            quiet: false,
-            verbose: false,
             color: true,
-            animate: false,
-            log: None,
+            ..Ui::default()
         };
         assert_eq!(
             ui.paint("warning: x"),
