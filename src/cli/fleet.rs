@@ -180,14 +180,8 @@ pub fn run(
                     eprintln!("{}", ui.paint(line));
                 }
                 if let Some(e) = error {
-                    let chain = super::error_chain(e);
-                    eprintln!(
-                        "{}",
-                        ui.paint(&format!(
-                            "error: {name}: {}",
-                            chain.strip_prefix("error: ").unwrap_or(&chain)
-                        ))
-                    );
+                    let message = super::render::error_message(e);
+                    eprintln!("{}", ui.paint(&format!("error: {name}: {message}")));
                 }
             });
         },

@@ -579,7 +579,7 @@ fn announce(hooks: &pgpm::config::Announce, opts: &DeployOptions, summaries: &[S
             Err(e) => ui.eprint(&format!(
                 "warning: announcing by {} failed (the deploy stands): {}",
                 sent.hook,
-                error_chain(&e).trim_start_matches("error: ")
+                render::error_message(&e)
             )),
         }
     }

@@ -409,7 +409,13 @@ pub fn status_json(status: &Status) -> impl Serialize + '_ {
 /// An error and its chain of causes, one per line, for stderr. A
 /// PostgreSQL error contributes its message, detail and hint.
 pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = format!("error: {err}");
+    format!("error: {}", error_message(err))
+}
+
+/// [`error_chain`] without its `error: `, for a line that says more
+/// before it (a target's name) and for JSON.
+pub fn error_message(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {
         if let Some(db) = cause
@@ -434,7 +440,6 @@ pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
 /// An error for `--json`: `{"error": {kind, message, file, line, column,
 /// sqlstate, exit_code}}`; what is not known is null.
 pub fn error_json(err: &pgpm::Error) -> Value {
-    let chain = error_chain(err);
     let location = err.location();
     let sqlstate = std::iter::successors(Some(err as &(dyn std::error::Error + 'static)), |e| {
         e.source()
@@ -447,7 +452,7 @@ pub fn error_json(err: &pgpm::Error) -> Value {
     json!({
         "error": {
             "kind": err.kind(),
-            "message": chain.strip_prefix("error: ").unwrap_or(&chain),
+            "message": error_message(err),
             "file": location.as_ref().map(|l| slash_path(&l.file)),
             "line": location.as_ref().and_then(|l| l.line),
             "column": location.as_ref().and_then(|l| l.column),
